@@ -1,0 +1,26 @@
+"""The math of npylstm as pure functions over arrays with explicit caches.
+
+Each ``*_forward`` returns its results and a cache; the matching
+``*_backward`` takes the upstream gradients and that cache and returns the
+gradients of the inputs and parameters. Modules (``npylstm.LSTM`` and the
+rest) only own parameters and call these.
+
+- ``activations``: sigmoid (stable, through tanh) and the activation derivatives
+- ``cell``: one LSTM step, the plain equations
+- ``layer``: one layer in one direction over a sequence (BPTT), the fast path
+- ``linear``: y = x W^T + b
+- ``loss``: mean squared error
+"""
+from .activations import sigmoid, sigmoid_grad, tanh_grad
+from .cell import lstm_cell_backward, lstm_cell_forward
+from .layer import lstm_layer_backward, lstm_layer_forward
+from .linear import linear_backward, linear_forward
+from .loss import mse_backward, mse_forward
+
+__all__ = [
+    "sigmoid", "sigmoid_grad", "tanh_grad",
+    "lstm_cell_forward", "lstm_cell_backward",
+    "lstm_layer_forward", "lstm_layer_backward",
+    "linear_forward", "linear_backward",
+    "mse_forward", "mse_backward",
+]

@@ -1,0 +1,257 @@
+"""One LSTM layer in one direction over a whole sequence: forward and BPTT.
+
+The equations are those of ``cell.py`` (docs/lstm.md, eq. 1-16), applied at
+every time step. This file is where the performance tricks live; each keeps
+the arithmetic of the plain cell up to floating-point round-off:
+
+1. Gate order (i, f, o, g) inside this file. torch stores the four gate
+   blocks as (i, f, g, o); swapping the last two blocks makes the three
+   sigmoid gates one contiguous (N, 3H) block, so each step makes one call
+   for them instead of three. Weights are reordered on the way in and
+   gradients on the way out, so callers only ever see torch's order.
+2. Sigmoid through tanh, with the 1/2 folded into the weights:
+   sigmoid(z) = 0.5 * tanh(z / 2) + 0.5. The rows of W_ih, W_hh and the
+   biases that feed sigmoid gates are multiplied by 0.5 once per call (exact
+   in binary floating point), so one tanh over all 4H pre-activations gives
+   tanh(z_g) and tanh(z/2) for the other gates at once.
+3. The input projection x_t W_ih^T + b for all T steps is one GEMM before the
+   time loop; only h_prev W_hh^T stays inside it.
+4. The weight gradients sum_t dz_t^T x_t and sum_t dz_t^T h_{t-1} are one
+   GEMM each after the loop, over the (T*N, 4H) stack of gate gradients.
+5. In-place ufuncs (``out=``) into preallocated (T, N, .) caches, which can
+   come from a ``workspace`` dict reused across calls, so a training loop
+   does not page-fault fresh memory on every step.
+6. Backward reads the activations saved by forward (i, f, o, g, c and
+   tanh(c)) and recomputes nothing.
+
+Variable-length batches follow torch's PackedSequence: the batch is sorted by
+length, longest first, and ``batch_sizes[t]`` says how many sequences are
+still running at step t. Step t then touches rows ``[:batch_sizes[t]]`` only;
+the other rows keep their state, so every sequence's final state stays where
+it was at its own last step, with no masks at all.
+
+Shapes: T steps, N batch, I input size, H hidden size, Hout = P or H.
+"""
+import numpy as np
+
+
+def _swap_go(w, H):
+    """Swap the g and o blocks of a (4H, ...) array: (i, f, g, o) <-> (i, f, o, g)."""
+    return np.concatenate([w[:2 * H], w[3 * H:], w[2 * H:3 * H]])
+
+
+def _buffer(workspace, name, shape, dtype, zero=False):
+    """An array of this shape, reused from ``workspace`` when one fits."""
+    if workspace is None:
+        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    buf = workspace.get(name)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        buf = workspace[name] = np.empty(shape, dtype)
+    if zero:
+        buf.fill(0)
+    return buf
+
+
+def _prev(states, t_prev, n, n_prev, initial):
+    """State rows [:n] entering a step: those of the previous step, and the
+    initial state for rows that start only now (reverse direction with
+    lengths, where shorter sequences start later)."""
+    if t_prev is None:
+        return initial[:n]
+    if n <= n_prev:
+        return states[t_prev, :n]
+    return np.concatenate([states[t_prev, :n_prev], initial[n_prev:n]])
+
+
+def _step_order(T, reverse, batch_sizes, N):
+    """(t, n, t_prev, n_prev) for each step in the order forward visits them."""
+    times = range(T - 1, -1, -1) if reverse else range(T)
+    sizes = [N] * T if batch_sizes is None else [int(b) for b in batch_sizes]
+    order, t_prev, n_prev = [], None, 0
+    for t in times:
+        order.append((t, sizes[t], t_prev, n_prev))
+        t_prev, n_prev = t, sizes[t]
+    return order
+
+
+def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
+                       bias_hh=None, weight_hr=None, reverse=False,
+                       batch_sizes=None, workspace=None):
+    """Run one LSTM layer over a sequence in one direction.
+
+    Inputs:
+    - x: (T, N, I), C-contiguous; with batch_sizes, sorted longest first
+    - h0: (N, Hout); c0: (N, H)
+    - weight_ih: (4H, I); weight_hh: (4H, Hout); bias_ih, bias_hh: (4H,) or
+      None; weight_hr: (P, H) or None, all in torch's layout and gate order
+    - reverse: run from the last step to the first
+    - batch_sizes: None, or (T,) non-increasing counts of running sequences
+    - workspace: None, or a dict whose arrays are reused for the caches
+
+    Returns:
+    - output: (T, N, Hout), the hidden state at every step; zero at steps
+      past a sequence's length
+    - h_n: (N, Hout), c_n: (N, H), each sequence's state after its last step
+      (after step 0 when reverse)
+    - cache: for lstm_layer_backward
+    """
+    T, N, I = x.shape
+    H = weight_hh.shape[0] // 4
+    Hout = weight_hh.shape[1]
+    dtype = x.dtype
+    # Tricks 1 and 2: reorder to (i, f, o, g) and halve the sigmoid rows.
+    half = np.ones((4 * H, 1), dtype)
+    half[:3 * H] = 0.5
+    w_ih = _swap_go(weight_ih, H)
+    w_hh = _swap_go(weight_hh, H)
+    w_hh_half_t = (w_hh * half).T                                # (Hout, 4H)
+
+    # Trick 3: z_t = x_t W_ih^T + b for every t in one GEMM.
+    gates = _buffer(workspace, "gates", (T, N, 4 * H), dtype)
+    np.matmul(x.reshape(T * N, I), (w_ih * half).T, out=gates.reshape(T * N, 4 * H))
+    if bias_ih is not None:
+        gates += _swap_go(bias_ih + bias_hh, H) * half[:, 0]
+
+    packed = batch_sizes is not None
+    cells = _buffer(workspace, "cells", (T, N, H), dtype)
+    tanh_cells = _buffer(workspace, "tanh_cells", (T, N, H), dtype)
+    output = np.zeros((T, N, Hout), dtype) if packed else np.empty((T, N, Hout), dtype)
+    h_cells = _buffer(workspace, "h_cells", (T, N, H), dtype) if weight_hr is not None else output
+    recurrent = _buffer(workspace, "recurrent", (N, 4 * H), dtype)
+    i_times_g = _buffer(workspace, "i_times_g", (N, H), dtype)
+
+    order = _step_order(T, reverse, batch_sizes, N)
+    for t, n, t_prev, n_prev in order:
+        h_prev = _prev(output, t_prev, n, n_prev, h0)
+        c_prev = _prev(cells, t_prev, n, n_prev, c0)
+        z = gates[t, :n]                                         # (n, 4H)
+        z += np.matmul(h_prev, w_hh_half_t, out=recurrent[:n])
+        np.tanh(z, out=z)                                        # g, and tanh(z/2) for i, f, o
+        sig = z[:, :3 * H]
+        sig *= 0.5
+        sig += 0.5                                               # i, f, o = sigmoid(z)
+        i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        c = np.multiply(f, c_prev, out=cells[t, :n])
+        c += np.multiply(i, g, out=i_times_g[:n])                # c = f * c_prev + i * g
+        tanh_c = np.tanh(c, out=tanh_cells[t, :n])
+        np.multiply(o, tanh_c, out=h_cells[t, :n])               # h = o * tanh(c)
+        if weight_hr is not None:
+            np.matmul(h_cells[t, :n], weight_hr.T, out=output[t, :n])  # h = (o * tanh(c)) W_hr^T
+
+    if not packed or reverse:
+        # Every sequence is running at the last step visited.
+        last = order[-1][0]
+        h_n, c_n = output[last].copy(), cells[last].copy()
+    else:
+        # Forward direction: sequence b last ran at step length_b - 1.
+        lengths = _lengths_from_batch_sizes(batch_sizes, N)
+        rows = np.arange(N)
+        h_n, c_n = output[lengths - 1, rows], cells[lengths - 1, rows]
+
+    cache = dict(x=x, h0=h0, c0=c0, gates=gates, cells=cells, tanh_cells=tanh_cells,
+                 output=output, h_cells=h_cells, w_ih=w_ih, w_hh=w_hh,
+                 weight_hr=weight_hr, has_bias=bias_ih is not None, order=order,
+                 reverse=reverse, batch_sizes=batch_sizes)
+    return output, h_n, c_n, cache
+
+
+def _lengths_from_batch_sizes(batch_sizes, N):
+    """(N,) length of each (sorted) sequence: how many steps had it running."""
+    return np.count_nonzero(np.arange(N)[:, None] < np.asarray(batch_sizes)[None, :], axis=1)
+
+
+def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
+    """Backpropagation through time for one layer and direction.
+
+    Inputs:
+    - grad_output: (T, N, Hout), gradient with respect to ``output``; values
+      at steps past a sequence's length are ignored
+    - grad_h_n: (N, Hout) or None; grad_c_n: (N, H) or None
+    - cache: from lstm_layer_forward (not modified, so backward may run again)
+    - workspace: None, or a dict whose arrays are reused
+
+    Returns:
+    - grad_x: (T, N, I); zero at steps past a sequence's length
+    - grad_h0: (N, Hout); grad_c0: (N, H)
+    - grads: dict, in torch's layout and gate order: "weight_ih" (4H, I),
+      "weight_hh" (4H, Hout), "bias_ih" and "bias_hh" (4H,) with a bias,
+      "weight_hr" (P, H) with a projection
+    """
+    x, gates, cells, tanh_cells = cache["x"], cache["gates"], cache["cells"], cache["tanh_cells"]
+    output, h_cells, weight_hr = cache["output"], cache["h_cells"], cache["weight_hr"]
+    T, N, I = x.shape
+    H = cells.shape[2]
+    Hout = output.shape[2]
+    dtype = x.dtype
+    packed = cache["batch_sizes"] is not None
+
+    # grad_z holds dLoss/dz for every step; rows of steps that a sequence does
+    # not reach stay zero, so the GEMMs after the loop can sum over all of them.
+    grad_z = _buffer(workspace, "grad_z", (T, N, 4 * H), dtype, zero=packed)
+    grad_h = np.zeros((N, Hout), dtype) if grad_h_n is None else np.array(grad_h_n, dtype)
+    grad_c = np.zeros((N, H), dtype) if grad_c_n is None else np.array(grad_c_n, dtype)
+    if weight_hr is not None:
+        # dLoss/dh at every step, kept for dW_hr = sum_t dh_t^T (o * tanh(c))_t.
+        grad_h_all = _buffer(workspace, "grad_h_all", (T, N, Hout), dtype, zero=packed)
+        grad_h_cell = _buffer(workspace, "grad_h_cell", (N, H), dtype)
+    tmp_h = _buffer(workspace, "tmp_h", (N, H), dtype)
+    tmp_3h = _buffer(workspace, "tmp_3h", (N, 3 * H), dtype)
+
+    for t, n, t_prev, n_prev in reversed(cache["order"]):
+        z = gates[t, :n]
+        i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        dz = grad_z[t, :n]
+        d_i, d_f, d_o, d_g = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
+        tanh_c = tanh_cells[t, :n]
+        c_prev = _prev(cells, t_prev, n, n_prev, cache["c0"])
+        dh = grad_h[:n]
+        dh += grad_output[t, :n]                                 # from the output and from step t+1
+        if weight_hr is not None:
+            grad_h_all[t, :n] = dh
+            dh = np.matmul(dh, weight_hr, out=grad_h_cell[:n])   # dh_cell = dh W_hr
+        dc = grad_c[:n]
+        np.multiply(dh, tanh_c, out=d_o)                         # do = dh * tanh(c)
+        np.multiply(tanh_c, tanh_c, out=tmp_h[:n])
+        np.subtract(1, tmp_h[:n], out=tmp_h[:n])
+        tmp_h[:n] *= o
+        tmp_h[:n] *= dh
+        dc += tmp_h[:n]                                          # dc += dh * o * (1 - tanh(c)^2)
+        np.multiply(dc, g, out=d_i)                              # di = dc * g
+        np.multiply(dc, c_prev, out=d_f)                         # df = dc * c_prev
+        np.multiply(dc, i, out=d_g)                              # dg = dc * i
+        dc *= f                                                  # dc_prev = dc * f
+        sig = z[:, :3 * H]
+        np.subtract(1, sig, out=tmp_3h[:n])
+        tmp_3h[:n] *= sig
+        dz[:, :3 * H] *= tmp_3h[:n]                              # d(i, f, o) *= s (1 - s)
+        np.multiply(g, g, out=tmp_h[:n])
+        np.subtract(1, tmp_h[:n], out=tmp_h[:n])
+        d_g *= tmp_h[:n]                                         # dg *= 1 - g^2
+        np.matmul(dz, cache["w_hh"], out=grad_h[:n])             # dh_prev = dz W_hh
+
+    # Trick 4: the weight gradients of all steps, one GEMM each.
+    grad_z_2d = grad_z.reshape(T * N, 4 * H)
+    grad_x = np.matmul(grad_z_2d, cache["w_ih"]).reshape(T, N, I)
+    grad_w_ih = grad_z_2d.T @ x.reshape(T * N, I)
+    # dW_hh = sum_t dz_t^T h_prev_t, where h_prev_t is the output of the step
+    # before (in the direction of travel) or h0 where a sequence starts.
+    h0 = cache["h0"]
+    if cache["reverse"]:
+        grad_w_hh = _gemm_tn(grad_z[:-1], output[1:])
+        lengths = _lengths_from_batch_sizes(cache["batch_sizes"], N) if packed else np.full(N, T)
+        grad_w_hh += grad_z[lengths - 1, np.arange(N)].T @ h0
+    else:
+        grad_w_hh = _gemm_tn(grad_z[1:], output[:-1]) + grad_z[0].T @ h0
+
+    grads = {"weight_ih": _swap_go(grad_w_ih, H), "weight_hh": _swap_go(grad_w_hh, H)}
+    if cache["has_bias"]:
+        grads["bias_ih"] = _swap_go(grad_z_2d.sum(axis=0), H)
+        grads["bias_hh"] = grads["bias_ih"].copy()
+    if weight_hr is not None:
+        grads["weight_hr"] = _gemm_tn(grad_h_all, h_cells)
+    return grad_x, grad_h, grad_c, grads
+
+
+def _gemm_tn(a, b):
+    """sum over the leading axes of a^T b: (..., M), (..., K) -> (M, K)."""
+    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
