@@ -22,7 +22,18 @@ the arithmetic of the plain cell up to floating-point round-off:
    come from a ``workspace`` dict reused across calls, so a training loop
    does not page-fault fresh memory on every step.
 6. Backward reads the activations saved by forward (i, f, o, g, c and
-   tanh(c)) and recomputes nothing.
+   tanh(c)) and recomputes nothing. Steps where grad_output is zero (a loss
+   on the last step only) skip the addition of grad_output.
+7. Batch rows in parallel threads (``_parallel_rows``). The recurrence never
+   mixes rows of the batch: row b of every step depends on row b of the
+   step before only. So the time loop runs on blocks of rows in as many
+   threads as numpy's BLAS may use, each block with single-threaded BLAS,
+   and both the per-step GEMMs and the elementwise work use every core with
+   no synchronisation inside the loop. The GEMMs before and after the loop
+   run on the whole batch with BLAS's own threads. This needs threadpoolctl
+   (optional) to switch BLAS to one thread meanwhile; without it, or for
+   small batches, the loop runs on the whole batch in the calling thread.
+   Each row sees the same arithmetic either way.
 
 Variable-length batches follow torch's PackedSequence: the batch is sorted by
 length, longest first, and ``batch_sizes[t]`` says how many sequences are
@@ -32,6 +43,10 @@ it was at its own last step, with no masks at all.
 
 Shapes: T steps, N batch, I input size, H hidden size, Hout = P or H.
 """
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 
@@ -52,15 +67,15 @@ def _buffer(workspace, name, shape, dtype, zero=False):
     return buf
 
 
-def _prev(states, t_prev, n, n_prev, initial):
-    """State rows [:n] entering a step: those of the previous step, and the
+def _prev(states, t_prev, r0, m, n_prev, initial):
+    """State rows [r0:m] entering a step: those of the previous step, and the
     initial state for rows that start only now (reverse direction with
     lengths, where shorter sequences start later)."""
-    if t_prev is None:
-        return initial[:n]
-    if n <= n_prev:
-        return states[t_prev, :n]
-    return np.concatenate([states[t_prev, :n_prev], initial[n_prev:n]])
+    if t_prev is None or r0 >= n_prev:
+        return initial[r0:m]
+    if m <= n_prev:
+        return states[t_prev, r0:m]
+    return np.concatenate([states[t_prev, r0:n_prev], initial[n_prev:m]])
 
 
 def _step_order(T, reverse, batch_sizes, N):
@@ -76,7 +91,7 @@ def _step_order(T, reverse, batch_sizes, N):
 
 def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
                        bias_hh=None, weight_hr=None, reverse=False,
-                       batch_sizes=None, workspace=None):
+                       batch_sizes=None, workspace=None, out=None):
     """Run one LSTM layer over a sequence in one direction.
 
     Inputs:
@@ -87,6 +102,8 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     - reverse: run from the last step to the first
     - batch_sizes: None, or (T,) non-increasing counts of running sequences
     - workspace: None, or a dict whose arrays are reused for the caches
+    - out: None, or a (T, N, Hout) array (a view is fine, e.g. one half of a
+      bidirectional output) to write the output into
 
     Returns:
     - output: (T, N, Hout), the hidden state at every step; zero at steps
@@ -115,28 +132,40 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     packed = batch_sizes is not None
     cells = _buffer(workspace, "cells", (T, N, H), dtype)
     tanh_cells = _buffer(workspace, "tanh_cells", (T, N, H), dtype)
-    output = np.zeros((T, N, Hout), dtype) if packed else np.empty((T, N, Hout), dtype)
-    h_cells = _buffer(workspace, "h_cells", (T, N, H), dtype) if weight_hr is not None else output
+    if out is None:
+        output = np.zeros((T, N, Hout), dtype) if packed else np.empty((T, N, Hout), dtype)
+    else:
+        output = out
+        if packed:
+            output.fill(0)
+    h_cells = _buffer(workspace, "h_cells", (T, N, H), dtype, zero=packed) if weight_hr is not None else output
     recurrent = _buffer(workspace, "recurrent", (N, 4 * H), dtype)
     i_times_g = _buffer(workspace, "i_times_g", (N, H), dtype)
-
     order = _step_order(T, reverse, batch_sizes, N)
-    for t, n, t_prev, n_prev in order:
-        h_prev = _prev(output, t_prev, n, n_prev, h0)
-        c_prev = _prev(cells, t_prev, n, n_prev, c0)
-        z = gates[t, :n]                                         # (n, 4H)
-        z += np.matmul(h_prev, w_hh_half_t, out=recurrent[:n])
-        np.tanh(z, out=z)                                        # g, and tanh(z/2) for i, f, o
-        sig = z[:, :3 * H]
-        sig *= 0.5
-        sig += 0.5                                               # i, f, o = sigmoid(z)
-        i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
-        c = np.multiply(f, c_prev, out=cells[t, :n])
-        c += np.multiply(i, g, out=i_times_g[:n])                # c = f * c_prev + i * g
-        tanh_c = np.tanh(c, out=tanh_cells[t, :n])
-        np.multiply(o, tanh_c, out=h_cells[t, :n])               # h = o * tanh(c)
-        if weight_hr is not None:
-            np.matmul(h_cells[t, :n], weight_hr.T, out=output[t, :n])  # h = (o * tanh(c)) W_hr^T
+
+    def run_rows(r0, r1):
+        """The time loop for batch rows [r0:r1] (trick 7)."""
+        for t, n, t_prev, n_prev in order:
+            m = min(n, r1)                                       # rows [r0:m] run at step t
+            if m <= r0:
+                continue
+            h_prev = _prev(output, t_prev, r0, m, n_prev, h0)
+            c_prev = _prev(cells, t_prev, r0, m, n_prev, c0)
+            z = gates[t, r0:m]                                   # (m - r0, 4H)
+            z += np.matmul(h_prev, w_hh_half_t, out=recurrent[r0:m])
+            np.tanh(z, out=z)                                    # g, and tanh(z/2) for i, f, o
+            sig = z[:, :3 * H]
+            sig *= 0.5
+            sig += 0.5                                           # i, f, o = sigmoid(z)
+            i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+            c = np.multiply(f, c_prev, out=cells[t, r0:m])
+            c += np.multiply(i, g, out=i_times_g[r0:m])          # c = f * c_prev + i * g
+            tanh_c = np.tanh(c, out=tanh_cells[t, r0:m])
+            np.multiply(o, tanh_c, out=h_cells[t, r0:m])         # h = o * tanh(c)
+            if weight_hr is not None:
+                np.matmul(h_cells[t, r0:m], weight_hr.T, out=output[t, r0:m])  # h = (o * tanh(c)) W_hr^T
+
+    _parallel_rows(run_rows, N)
 
     if not packed or reverse:
         # Every sequence is running at the last step visited.
@@ -197,37 +226,52 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     tmp_h = _buffer(workspace, "tmp_h", (N, H), dtype)
     tmp_3h = _buffer(workspace, "tmp_3h", (N, 3 * H), dtype)
 
-    for t, n, t_prev, n_prev in reversed(cache["order"]):
-        z = gates[t, :n]
-        i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
-        dz = grad_z[t, :n]
-        d_i, d_f, d_o, d_g = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
-        tanh_c = tanh_cells[t, :n]
-        c_prev = _prev(cells, t_prev, n, n_prev, cache["c0"])
-        dh = grad_h[:n]
-        dh += grad_output[t, :n]                                 # from the output and from step t+1
-        if weight_hr is not None:
-            grad_h_all[t, :n] = dh
-            dh = np.matmul(dh, weight_hr, out=grad_h_cell[:n])   # dh_cell = dh W_hr
-        dc = grad_c[:n]
-        np.multiply(dh, tanh_c, out=d_o)                         # do = dh * tanh(c)
-        np.multiply(tanh_c, tanh_c, out=tmp_h[:n])
-        np.subtract(1, tmp_h[:n], out=tmp_h[:n])
-        tmp_h[:n] *= o
-        tmp_h[:n] *= dh
-        dc += tmp_h[:n]                                          # dc += dh * o * (1 - tanh(c)^2)
-        np.multiply(dc, g, out=d_i)                              # di = dc * g
-        np.multiply(dc, c_prev, out=d_f)                         # df = dc * c_prev
-        np.multiply(dc, i, out=d_g)                              # dg = dc * i
-        dc *= f                                                  # dc_prev = dc * f
-        sig = z[:, :3 * H]
-        np.subtract(1, sig, out=tmp_3h[:n])
-        tmp_3h[:n] *= sig
-        dz[:, :3 * H] *= tmp_3h[:n]                              # d(i, f, o) *= s (1 - s)
-        np.multiply(g, g, out=tmp_h[:n])
-        np.subtract(1, tmp_h[:n], out=tmp_h[:n])
-        d_g *= tmp_h[:n]                                         # dg *= 1 - g^2
-        np.matmul(dz, cache["w_hh"], out=grad_h[:n])             # dh_prev = dz W_hh
+    # Trick 6: steps whose grad_output is all zero skip adding it.
+    grad_output_steps = np.flatnonzero(grad_output.reshape(T, -1).any(axis=1))
+    live = np.zeros(T, bool)
+    live[grad_output_steps] = True
+    c0, w_hh = cache["c0"], cache["w_hh"]
+
+    def run_rows(r0, r1):
+        """BPTT for batch rows [r0:r1] (trick 7)."""
+        for t, n, t_prev, n_prev in reversed(cache["order"]):
+            m = min(n, r1)                                       # rows [r0:m] ran at step t
+            if m <= r0:
+                continue
+            z = gates[t, r0:m]
+            i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+            dz = grad_z[t, r0:m]
+            d_i, d_f, d_o, d_g = dz[:, :H], dz[:, H:2 * H], dz[:, 2 * H:3 * H], dz[:, 3 * H:]
+            tanh_c = tanh_cells[t, r0:m]
+            c_prev = _prev(cells, t_prev, r0, m, n_prev, c0)
+            tmp = tmp_h[r0:m]
+            dh = grad_h[r0:m]
+            if live[t]:
+                dh += grad_output[t, r0:m]                       # from the output and from step t+1
+            if weight_hr is not None:
+                grad_h_all[t, r0:m] = dh
+                dh = np.matmul(dh, weight_hr, out=grad_h_cell[r0:m])  # dh_cell = dh W_hr
+            dc = grad_c[r0:m]
+            np.multiply(dh, tanh_c, out=d_o)                     # do = dh * tanh(c)
+            np.multiply(tanh_c, tanh_c, out=tmp)
+            np.subtract(1, tmp, out=tmp)
+            tmp *= o
+            tmp *= dh
+            dc += tmp                                            # dc += dh * o * (1 - tanh(c)^2)
+            np.multiply(dc, g, out=d_i)                          # di = dc * g
+            np.multiply(dc, c_prev, out=d_f)                     # df = dc * c_prev
+            np.multiply(dc, i, out=d_g)                          # dg = dc * i
+            dc *= f                                              # dc_prev = dc * f
+            sig = z[:, :3 * H]
+            tmp3 = np.subtract(1, sig, out=tmp_3h[r0:m])
+            tmp3 *= sig
+            dz[:, :3 * H] *= tmp3                                # d(i, f, o) *= s (1 - s)
+            np.multiply(g, g, out=tmp)
+            np.subtract(1, tmp, out=tmp)
+            d_g *= tmp                                           # dg *= 1 - g^2
+            np.matmul(dz, w_hh, out=grad_h[r0:m])                # dh_prev = dz W_hh
+
+    _parallel_rows(run_rows, N)
 
     # Trick 4: the weight gradients of all steps, one GEMM each.
     grad_z_2d = grad_z.reshape(T * N, 4 * H)
@@ -255,3 +299,52 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
 def _gemm_tn(a, b):
     """sum over the leading axes of a^T b: (..., M), (..., K) -> (M, K)."""
     return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
+# Trick 7: batch rows in parallel threads, each with single-threaded BLAS.
+MIN_ROWS_PER_THREAD = 32          # smaller blocks are not worth a thread
+_pool = None
+_pool_lock = threading.Lock()
+_blas = None                      # threadpoolctl controllers of numpy's BLAS, or []
+
+
+def _blas_controllers():
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas = [lib for lib in ThreadpoolController().lib_controllers
+                     if lib.user_api == "blas"]
+        except Exception:          # threadpoolctl missing or unusable: no threads
+            _blas = []
+    return _blas
+
+
+def _parallel_rows(run_rows, N):
+    """Call run_rows(r0, r1) on blocks of rows that together cover [0, N),
+    one block per thread that numpy's BLAS may use, with BLAS limited to one
+    thread while they run; or run_rows(0, N) alone."""
+    global _pool
+    blas = _blas_controllers() if N >= 2 * MIN_ROWS_PER_THREAD else []
+    threads = min([lib.num_threads for lib in blas] or [1])
+    workers = min(threads, N // MIN_ROWS_PER_THREAD, os.cpu_count() or 1)
+    if workers < 2:
+        run_rows(0, N)
+        return
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < workers - 1:
+            _pool = ThreadPoolExecutor(max_workers=workers - 1, thread_name_prefix="npylstm")
+        bounds = [N * k // workers for k in range(workers + 1)]
+        saved = [lib.num_threads for lib in blas]
+        for lib in blas:
+            lib.set_num_threads(1)
+        try:
+            futures = [_pool.submit(run_rows, bounds[k], bounds[k + 1]) for k in range(1, workers)]
+            try:
+                run_rows(bounds[0], bounds[1])
+            finally:
+                for future in futures:
+                    future.result()
+        finally:
+            for lib, n in zip(blas, saved):
+                lib.set_num_threads(n)
