@@ -1,0 +1,98 @@
+"""npylstm.gates: recorded gates agree with the LSTM's own forward, stay in range, and plot."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import npylstm
+from npylstm.gates import plot_gates, record_gates
+
+T, I, H = 9, 2, 5
+
+
+def make_lstm(**options):
+    lstm = npylstm.LSTM(I, H, dtype=np.float64, rng=0, **options)
+    rng = np.random.default_rng(1)
+    for p in lstm.parameters():                     # distinct, non-zero biases
+        p.data[...] = rng.uniform(-1.5, 1.5, p.shape)
+    return lstm
+
+
+@pytest.fixture
+def x():
+    return np.random.default_rng(2).standard_normal((T, I))
+
+
+@pytest.mark.parametrize("shape", ["(T, I)", "(T, 1, I)"])
+def test_h_is_the_lstm_output(x, shape):
+    lstm = make_lstm()
+    rec = record_gates(lstm, x if shape == "(T, I)" else x[:, None])
+    output, (h_n, c_n) = lstm(x[:, None])                          # (T, 1, H)
+    np.testing.assert_allclose(rec["h"], output[:, 0], rtol=0, atol=1e-13, err_msg="h")
+    np.testing.assert_allclose(rec["c"][-1], c_n[0, 0], rtol=0, atol=1e-13, err_msg="c_T")
+    np.testing.assert_allclose(rec["h"], rec["o"] * np.tanh(rec["c"]), rtol=0, atol=1e-15,
+                               err_msg="h = o * tanh(c)")
+    c_prev = np.vstack([np.zeros((1, H)), rec["c"][:-1]])
+    np.testing.assert_allclose(rec["c"], rec["f"] * c_prev + rec["i"] * rec["g"], rtol=0,
+                               atol=1e-15, err_msg="c = f * c_prev + i * g")
+
+
+def test_shapes_and_ranges(x):
+    rec = record_gates(make_lstm(), 10 * x)                         # large inputs saturate gates
+    assert set(rec) == {"i", "f", "g", "o", "c", "h"}
+    for name in rec:
+        assert rec[name].shape == (T, H), name
+    for name in "ifo":
+        assert np.all((rec[name] >= 0) & (rec[name] <= 1)), name
+    for name in "gh":
+        assert np.all(np.abs(rec[name]) <= 1), name
+    # |c_t| <= |c_{t-1}| + 1 since f, i in [0, 1] and |g| <= 1; c_0 = 0.
+    assert np.all(np.abs(rec["c"]) <= np.arange(1, T + 1)[:, None]), "c"
+
+
+def test_initial_state_batch_first_and_projection(x):
+    """hx is used; batch_first takes (1, T, I); with a projection h is (T, P) and c is (T, H)."""
+    lstm = make_lstm(batch_first=True, proj_size=3)
+    rng = np.random.default_rng(3)
+    h0, c0 = rng.standard_normal((1, 1, 3)), rng.standard_normal((1, 1, H))
+    rec = record_gates(lstm, x[None], (h0, c0))
+    output, (h_n, c_n) = lstm(x[None], (h0, c0))                   # (1, T, P)
+    assert rec["h"].shape == (T, 3) and rec["c"].shape == (T, H)
+    np.testing.assert_allclose(rec["h"], output[0], rtol=0, atol=1e-13, err_msg="h")
+    np.testing.assert_allclose(rec["c"][-1], c_n[0, 0], rtol=0, atol=1e-13, err_msg="c_T")
+
+
+def test_deeper_lstm_records_layer_0_forward(x):
+    """In a 2-layer bidirectional LSTM, the record is that of layer 0, forward direction."""
+    deep = make_lstm(num_layers=2, bidirectional=True)
+    single = npylstm.LSTM(I, H, dtype=np.float64)
+    single.load_state_dict({k: v for k, v in deep.state_dict().items()
+                            if k.endswith("_l0")}, strict=True)
+    output, _ = single(x[:, None])
+    np.testing.assert_allclose(record_gates(deep, x)["h"], output[:, 0], rtol=0, atol=1e-13)
+
+
+def test_wrong_shape_is_a_value_error(x):
+    lstm = make_lstm()
+    for bad in (x[:, :1], np.stack([x, x], axis=1), x[None], x.ravel()):
+        with pytest.raises(ValueError, match="record_gates: expected one sequence"):
+            record_gates(lstm, bad)
+
+
+def test_plot_writes_a_png(tmp_path, x):
+    lstm = npylstm.LSTM(I, H, rng=0)                               # float32 works too
+    path = plot_gates(lstm, x[:, None], tmp_path / "sub" / "gates.png")
+    assert path == tmp_path / "sub" / "gates.png"
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 400 and image.shape[1] > 400
+
+
+def test_importing_does_not_import_matplotlib():
+    code = ("import sys, npylstm, npylstm.gates; "
+            "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
