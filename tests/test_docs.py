@@ -119,3 +119,33 @@ def test_code_references_exist(path):
 def test_finds_the_docs():
     assert any(p.name == "README.md" for p in doc_files())
     assert python_blocks(ROOT / "README.md"), "README.md has a ```python block"
+
+
+LINK = re.compile(r"\]\((?P<file>[\w./-]*?\.md)?(?:#(?P<anchor>[\w-]+))?\)")
+
+
+def github_anchor(heading):
+    """The id GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(path):
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.S | re.M)
+    return {github_anchor(m) for m in re.findall(r"^#{1,6} (.+)$", text, re.M)}
+
+
+@pytest.mark.parametrize("path", doc_files(), ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_links_between_docs_resolve(path):
+    """[text](other.md#section) and [text](#section) point at a file and heading that exist."""
+    broken = []
+    for match in LINK.finditer(path.read_text(encoding="utf-8")):
+        file, anchor = match["file"], match["anchor"]
+        if not file and not anchor:
+            continue
+        target = (path.parent / file) if file else path
+        if not target.exists():
+            broken.append(f"{match[0]}: no file {file}")
+        elif anchor and anchor not in anchors(target):
+            broken.append(f"{match[0]}: no heading #{anchor} in {target.name}")
+    assert not broken, f"{path.name} has broken links: {broken}"
