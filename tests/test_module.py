@@ -203,3 +203,28 @@ def test_rng_seeds_the_initialisation(make):
 def test_repr_mentions_options():
     assert repr(npylstm.LSTM(3, 4)) == "LSTM(3, 4)"
     assert "bidirectional=True" in repr(npylstm.LSTM(3, 4, bidirectional=True))
+
+
+@pytest.mark.parametrize("proj_size", [0, 2])
+def test_results_survive_the_next_call_and_inputs_are_untouched(proj_size):
+    """Workspaces are reused between calls: nothing handed out may be overwritten later,
+    and nothing handed in may be modified."""
+    lstm = npylstm.LSTM(3, 4, 2, bidirectional=True, proj_size=proj_size, dtype=np.float64, rng=0)
+    rng = np.random.default_rng(0)
+    Hout = proj_size or 4
+    x = rng.standard_normal((4, 3, 3))
+    hx = (rng.standard_normal((4, 3, Hout)), rng.standard_normal((4, 3, 4)))
+    g_out = rng.standard_normal((4, 3, 2 * Hout))
+    g_hx = (rng.standard_normal((4, 3, Hout)), rng.standard_normal((4, 3, 4)))
+    handed_in = [a.copy() for a in (x, *hx, g_out, *g_hx)]
+    out, (h_n, c_n) = lstm(x, hx)
+    grad_x, (grad_h0, grad_c0) = lstm.backward(g_out, g_hx)
+    results = [a.copy() for a in (out, h_n, c_n, grad_x, grad_h0, grad_c0)]
+    for a, b in zip((x, *hx, g_out, *g_hx), handed_in):
+        np.testing.assert_array_equal(a, b)
+    out2, _ = lstm(x[::-1] * 2, (hx[0] * 3, hx[1]))               # a different second call
+    lstm.backward(out2)
+    for a, b in zip((out, h_n, c_n, grad_x, grad_h0, grad_c0), results):
+        np.testing.assert_array_equal(a, b)
+    out3, _ = lstm(x, hx)                                           # and it is deterministic
+    np.testing.assert_array_equal(out3, results[0])
