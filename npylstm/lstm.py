@@ -141,8 +141,8 @@ class LSTM(Module):
         else:
             h0 = check_shape("LSTM", "h_0", np.asarray(hx[0], dtype=self.dtype), h_shape)
             c0 = check_shape("LSTM", "c_0", np.asarray(hx[1], dtype=self.dtype), c_shape)
-            if unbatched:
-                h0, c0 = h0[:, None, :], c0[:, None, :]
+        if unbatched:
+            h0, c0 = h0[:, None, :], c0[:, None, :]                # (D*L, 1, Hout), (D*L, 1, H)
 
         order = batch_sizes = None
         if lengths is not None:
