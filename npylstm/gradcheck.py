@@ -164,6 +164,7 @@ def _lstm_case(num_layers, bidirectional, proj_size, bias, batch_first, unbatche
 
 
 def main(argv=None):
+    """Command line: check one LSTM configuration (or --all); exit 0 when every error is within --tol."""
     parser = argparse.ArgumentParser(
         prog="python -m npylstm.gradcheck",
         description="Finite-difference check of npylstm.LSTM's gradients (float64).")

@@ -23,10 +23,12 @@ class Parameter:
 
     @property
     def shape(self):
+        """The shape of ``data``."""
         return self.data.shape
 
     @property
     def dtype(self):
+        """The dtype of ``data``."""
         return self.data.dtype
 
     def __repr__(self):
@@ -40,12 +42,15 @@ class Module:
         self.training = True
 
     def forward(self, *args, **kwargs):
+        """Compute the outputs and keep what backward needs; subclasses define it."""
         raise NotImplementedError
 
     def backward(self, *args, **kwargs):
+        """Gradients of the inputs from those of the outputs; adds into ``p.grad``."""
         raise NotImplementedError
 
     def __call__(self, *args, **kwargs):
+        """``module(...)`` is ``module.forward(...)``."""
         return self.forward(*args, **kwargs)
 
     def named_parameters(self, prefix=""):
@@ -59,6 +64,7 @@ class Module:
         return pairs
 
     def parameters(self):
+        """The Parameters, in the order of ``named_parameters()``."""
         return [p for _, p in self.named_parameters()]
 
     def modules(self):
@@ -70,15 +76,18 @@ class Module:
         return found
 
     def zero_grad(self):
+        """Set every ``p.grad`` to zero (in place)."""
         for p in self.parameters():
             p.grad[...] = 0
 
     def train(self, mode=True):
+        """Set training mode (dropout on) for this module and its submodules."""
         for m in self.modules():
             m.training = bool(mode)
         return self
 
     def eval(self):
+        """Set evaluation mode (dropout off); same as ``train(False)``."""
         return self.train(False)
 
     def state_dict(self):

@@ -25,6 +25,7 @@ class Optimizer:
         self.state = {}
 
     def zero_grad(self):
+        """Set the gradients of the optimised parameters to zero (in place)."""
         for p in self.params:
             p.grad[...] = 0
 
@@ -93,6 +94,7 @@ class Adam(Optimizer):
                                       amsgrad=bool(amsgrad), maximize=bool(maximize)))
 
     def step(self):
+        """Update every ``p.data`` in place from ``p.grad`` (one Adam step)."""
         group = self.param_groups[0]
         lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
         weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
@@ -145,6 +147,7 @@ class SGD(Optimizer):
                                       maximize=bool(maximize)))
 
     def step(self):
+        """Update every ``p.data`` in place from ``p.grad`` (one SGD step)."""
         group = self.param_groups[0]
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         weight_decay = group["weight_decay"]

@@ -27,7 +27,7 @@ def lstm_cell_forward(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih=None,
         o   = sigmoid(z_o)                               output gate
         c   = f * c_prev + i * g                         new cell state
         h   = o * tanh(c)                                new hidden state
-        h   = (o * tanh(c)) W_hr^T                       instead, with a projection
+        h   = (o * tanh(c)) W_hr^T                       instead, with a projection (eq. 20)
 
     Inputs:
     - x: (N, I)
@@ -65,7 +65,7 @@ def lstm_cell_backward(grad_h, grad_c, cache):
 
     With dX meaning dLoss/dX:
 
-        dh_cell = dh W_hr        (with a projection; dW_hr = dh^T h_cell)
+        dh_cell = dh W_hr        (with a projection; dW_hr = dh^T h_cell; eq. 21)
         do      = dh_cell * tanh(c)
         dc      = dc + dh_cell * o * (1 - tanh(c)^2)     both paths into c
         di      = dc * g
