@@ -1,0 +1,108 @@
+"""LSTMRegressor: the seed's model, an LSTM read out by a Linear at the last step.
+
+    output, _ = lstm(x_seq)              # (T, N, H)
+    pred = linear(output[-1])            # (N, output_size)
+
+With ``lengths`` each sequence is read at its own last step,
+``output[lengths - 1, arange(N)]``, as torch does through a packed sequence.
+
+Shapes: T steps, N batch, I input size, H hidden size.
+"""
+import numpy as np
+
+from .linear import Linear
+from .lstm import LSTM
+from .module import Module, check_dtype, check_shape, uniform
+
+
+class LSTMRegressor(Module):
+    """LSTM(input_size, hidden_size, num_layers) + Linear(hidden_size, output_size).
+
+    Submodules ``lstm`` and ``linear``; the state_dict keys are those of the
+    seed's torch model (lstm.weight_ih_l0, ..., linear.weight, linear.bias).
+    Both start with torch's default initialisation, drawn from one generator
+    made from ``rng``; ``init_like_seed`` then gives the seed's linear layer.
+    """
+
+    def __init__(self, input_size=1, hidden_size=100, output_size=1, num_layers=1, *,
+                 dtype=np.float32, rng=None):
+        super().__init__()
+        self.dtype = check_dtype(dtype)
+        rng = np.random.default_rng(rng)       # one stream for both, so they draw different values
+        self.lstm = LSTM(input_size, hidden_size, num_layers, dtype=dtype, rng=rng)
+        self.linear = Linear(hidden_size, output_size, dtype=dtype, rng=rng)
+        self._cache = None
+
+    def __repr__(self):
+        return f"LSTMRegressor(\n  (lstm): {self.lstm!r}\n  (linear): {self.linear!r}\n)"
+
+    def forward(self, x_seq, lengths=None):
+        """Predict one value per sequence from its last (valid) step.
+
+        Inputs:
+        - x_seq: (T, N, I), time-major as in the seed
+        - lengths: None, or (N,) integers in 1..T; sequence b is read at step lengths[b]-1
+
+        Returns:
+        - pred: (N, output_size)
+        """
+        x_seq = np.asarray(x_seq, dtype=self.dtype)
+        check_shape("LSTMRegressor", "x_seq", x_seq, ("T", "N", self.lstm.input_size))
+        output, _ = self.lstm(x_seq, lengths=lengths)              # (T, N, H)
+        T, N = output.shape[:2]
+        if lengths is None:
+            steps = np.full(N, T - 1)
+        else:
+            steps = np.asarray(lengths).astype(np.int64) - 1     # the LSTM has checked them
+        last = output[steps, np.arange(N)]                         # (N, H)
+        self._cache = (output.shape, steps)
+        return self.linear(last)
+
+    def backward(self, grad_pred):
+        """grad_pred: (N, output_size) -> grad_x_seq: (T, N, I); adds to every p.grad."""
+        if self._cache is None:
+            raise RuntimeError("LSTMRegressor.backward called before forward")
+        output_shape, steps = self._cache
+        grad_last = self.linear.backward(grad_pred)                # (N, H)
+        grad_output = np.zeros(output_shape, self.dtype)           # (T, N, H): only the read steps
+        grad_output[steps, np.arange(output_shape[1])] = grad_last
+        grad_x, _ = self.lstm.backward(grad_output)
+        return grad_x
+
+
+def init_like_seed(model, rng):
+    """The seed's ``model.apply(init_parameters)``: Xavier-uniform linear.weight, zero linear.bias.
+
+    Xavier-uniform draws U(-a, a) with a = sqrt(6 / (fan_in + fan_out)).
+    The LSTM keeps torch's default. Returns the model.
+    """
+    fan_out, fan_in = model.linear.weight.shape
+    bound = np.sqrt(6.0 / (fan_in + fan_out))
+    model.linear.weight.data[...] = uniform(np.random.default_rng(rng), bound,
+                                            (fan_out, fan_in), model.dtype)
+    model.linear.bias.data[...] = 0
+    return model
+
+
+def closed_loop_forecast(model, window, steps):
+    """Predict ``steps`` values past the end of ``window``, feeding each prediction back in.
+
+    Every step reads the latest L values (as in training, from a zero state):
+    the window slides by one and its newest value is the model's own prediction.
+
+    Inputs:
+    - window: (L,) the last L values of the series
+    - steps: K >= 0
+
+    Returns:
+    - forecast: (K,)
+    """
+    window = np.asarray(window, dtype=model.dtype).copy()
+    forecast = np.empty(steps, model.dtype)
+    was_training = model.training
+    model.eval()
+    for k in range(steps):
+        forecast[k] = model(window[:, None, None])[0, 0]           # (L, 1, 1) -> (1, 1)
+        window = np.append(window[1:], forecast[k])
+    model.train(was_training)
+    return forecast

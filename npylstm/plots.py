@@ -1,0 +1,76 @@
+"""The figures of the sine pipeline: loss.png and prediction.png.
+
+matplotlib is imported inside each function and drawn through its Agg
+canvas directly (no pyplot, no global backend switch), so ``import npylstm``
+never loads it and the plots work without a display.
+"""
+import numpy as np
+
+
+def _figure(**kwargs):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_loss(path, losses, valid_loss=None):
+    """Training loss per epoch on a log scale, with the final validation loss as a line."""
+    fig = _figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    epochs = np.arange(1, len(losses) + 1)
+    ax.plot(epochs, losses, marker=".", label="training loss")
+    if valid_loss is not None:
+        ax.axhline(valid_loss, color="tab:orange", linestyle="--",
+                   label=f"validation loss after training ({valid_loss:.2e})")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE loss")
+    ax.set_title("Training loss")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best")
+    fig.savefig(path, dpi=100)
+
+
+def plot_prediction(path, x, y, valid_x, valid_pred, forecast_x=None, forecast=None,
+                    forecast_truth=None):
+    """The series and the model's predictions.
+
+    Top: the whole series, the validation targets shaded. Bottom: the end of
+    the series up close, with the one-step predictions on the validation
+    windows and, if given, the closed-loop forecast beside the true continuation.
+    """
+    title = "Sine wave: one-step predictions"
+    fig = _figure(figsize=(11, 7), layout="constrained")
+    top, bottom = fig.subplots(2, 1)
+
+    top.plot(x, y, color="tab:blue", label="data")
+    top.axvspan(valid_x[0] - 0.5, valid_x[-1] + 0.5, color="tab:orange", alpha=0.2,
+                label="validation targets")
+    top.set_title("Whole series")
+
+    start = max(x[0], valid_x[0] - 40)
+    shown = x >= start
+    bottom.plot(x[shown], y[shown], color="tab:blue", label="data")
+    bottom.axvspan(valid_x[0] - 0.5, valid_x[-1] + 0.5, color="tab:orange", alpha=0.2)
+    bottom.plot(valid_x, valid_pred, color="tab:orange", marker="o", markersize=7,
+                markerfacecolor="none", linestyle="none",
+                label="one-step predictions\n(validation windows)")
+    if forecast is not None and len(forecast):
+        bottom.plot(forecast_x, forecast_truth, color="tab:blue", linestyle="--",
+                    label="true continuation")
+        bottom.plot(forecast_x, forecast, color="tab:red", marker=".",
+                    label=f"closed-loop forecast ({len(forecast)} steps)")
+        bottom.axvline(x[-1] + 0.5, color="grey", linestyle=":", label="end of the data")
+        title = "Sine wave: one-step predictions and closed-loop forecast"
+    bottom.set_title("End of the series" + (" and forecast" if forecast is not None else ""))
+
+    for ax in (top, bottom):
+        ax.set_xlabel("x (time step)")
+        ax.set_ylabel("sin(2 pi x / period)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100)
