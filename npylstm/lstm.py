@@ -152,21 +152,24 @@ class LSTM(Module):
             x, h0, c0 = x[:, order], h0[:, order], c0[:, order]
         x = np.ascontiguousarray(x)                                 # (T, N, I)
 
-        D, L = self._D, self.num_layers
+        D, L, Hout = self._D, self.num_layers, self._Hout
         h_n = np.empty((D * L,) + h0.shape[1:], self.dtype)
         c_n = np.empty((D * L,) + c0.shape[1:], self.dtype)
         caches, masks = [], []
         layer_input = x
         for k in range(L):
-            outputs = []
+            # Both directions write straight into their half of one (T, N, D*Hout)
+            # array, instead of concatenating two (T, N, Hout) outputs afterwards.
+            layer_output = np.empty((T, N, D * Hout), self.dtype) if D > 1 else None
             for d in range(D):
                 j = k * D + d
                 out, h_n[j], c_n[j], cache = F.lstm_layer_forward(
                     layer_input, h0[j], c0[j], **self._weights(k, d), reverse=bool(d),
-                    batch_sizes=batch_sizes, workspace=self._workspaces[j])
-                outputs.append(out)
+                    batch_sizes=batch_sizes, workspace=self._workspaces[j],
+                    out=None if D == 1 else layer_output[:, :, d * Hout:(d + 1) * Hout])
                 caches.append(cache)
-            layer_output = outputs[0] if D == 1 else np.concatenate(outputs, axis=2)  # (T, N, D*Hout)
+            if D == 1:
+                layer_output = out                                  # (T, N, Hout)
             mask = None
             if k < L - 1 and self.training and self.dropout > 0:
                 mask = self._dropout_mask(layer_output.shape)
@@ -246,7 +249,10 @@ class LSTM(Module):
                     None if grad_h_n is None else grad_h_n[j],
                     None if grad_c_n is None else grad_c_n[j],
                     cache["caches"][j], workspace=self._workspaces[j])
-                grad_layer_input = grad_x if grad_layer_input is None else grad_layer_input + grad_x
+                if grad_layer_input is None:
+                    grad_layer_input = grad_x
+                else:
+                    grad_layer_input += grad_x                      # grad_x is a fresh array
                 suffix = f"_l{k}" + ("_reverse" if d else "")
                 for name, grad in grads.items():
                     getattr(self, name + suffix).grad += grad
