@@ -1,0 +1,211 @@
+"""One measurement in a fresh process: `python benchmarks/worker.py IMPL CASE_JSON`.
+
+IMPL is "npylstm" or "torch"; CASE_JSON describes one case (see run.py). The
+process imports only the implementation it measures (torch runs about 2x
+slower right after numpy's BLAS ran in the same process, and the other way
+round), limits it to the requested number of threads, and prints one JSON
+line with the timings. Called by run.py; not meant to be run by hand.
+"""
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def median_time(fn, min_repeats, min_seconds, max_repeats):
+    """Median wall time of fn() after two warm-up calls (first-touch of workspaces)."""
+    fn()
+    fn()
+    times, start = [], time.perf_counter()
+    while len(times) < max_repeats and (len(times) < min_repeats
+                                        or time.perf_counter() - start < min_seconds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), len(times)
+
+
+def seed_data(T, num_points=500, period=50):
+    """The seed's sine windows: x (T, N, 1) time-major and the next value y (N, 1)."""
+    y = np.sin(2 * np.pi * np.arange(num_points) / period)
+    windows = np.stack([y[k:k + T] for k in range(num_points - T)])       # (n - T, T)
+    targets = y[T:num_points][:, None]                                     # (n - T, 1)
+    return windows[:-10].T[:, :, None], targets[:-10]                      # 10 held out, as the seed
+
+
+def proc_status(field):
+    """VmRSS (resident now) or VmHWM (peak resident) of this process, in bytes.
+    (ru_maxrss would carry over the parent's peak across fork + exec.)"""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def current_rss():
+    return proc_status("VmRSS")
+
+
+def run_npylstm(case, threads):
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(threads, user_api="blas")
+    import npylstm
+    case["rss_start"] = current_rss()           # after the imports
+    dtype = np.dtype(case["dtype"])
+    if case["kind"] == "train":
+        return train_npylstm(case, dtype)
+    T, N, I, H = case["shape"]
+    m = npylstm.LSTM(I, H, num_layers=case.get("layers", 1),
+                     bidirectional=case.get("bidirectional", False), dtype=dtype, rng=0)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((T, N, I)).astype(dtype)
+    lengths = lengths_of(case, T, N)
+    out, _ = m(x, lengths=lengths)
+    grad = rng.standard_normal(out.shape).astype(dtype)
+
+    def forward():
+        m(x, lengths=lengths)
+
+    def forward_backward():
+        m(x, lengths=lengths)
+        m.backward(grad)
+
+    result = measure(case, forward, forward_backward)
+    m(x, lengths=lengths)
+    result["cache"] = cache_bytes(m, T, N, H, dtype)
+    return result
+
+
+def cache_bytes(m, T, N, H, dtype):
+    """What the BPTT cache holds between forward and backward, per layer/direction."""
+    held = extra = 0
+    for cache in m._cache["caches"]:
+        for name in ("gates", "cells", "tanh_cells"):
+            held += cache[name].nbytes
+        if cache["weight_hr"] is not None:
+            extra += cache["h_cells"].nbytes
+    layers = len(m._cache["caches"])
+    minimum = layers * 5 * T * N * H * dtype.itemsize                     # i, f, g, o, c
+    workspace = sum(a.nbytes for ws in m._workspaces for a in ws.values())
+    return dict(held=held + extra, minimum=minimum, ratio=(held + extra) / minimum,
+                workspace=workspace)
+
+
+def train_npylstm(case, dtype):
+    import npylstm
+    init = dict(np.load(case["init"]))
+    T, epochs = case["seq_len"], case["epochs"]
+    x, y = seed_data(T)
+    x, y = x.astype(dtype), y.astype(dtype)
+    lstm = npylstm.LSTM(1, case["hidden"], dtype=dtype)
+    linear = npylstm.Linear(case["hidden"], 1, dtype=dtype)
+    lstm.load_state_dict({k[5:]: v for k, v in init.items() if k.startswith("lstm.")})
+    linear.load_state_dict({k[7:]: v for k, v in init.items() if k.startswith("linear.")})
+    params = lstm.parameters() + linear.parameters()
+    opt = npylstm.Adam(params, lr=case["lr"])
+    crit = npylstm.MSELoss()
+    grad_out = np.zeros((T, x.shape[1], case["hidden"]), dtype)
+    losses = []
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        opt.zero_grad()
+        out, _ = lstm(x)
+        pred = linear(out[-1])                                            # (N, 1), last step
+        losses.append(float(crit(pred, y)))
+        grad_out[-1] = linear.backward(crit.backward())
+        lstm.backward(grad_out)
+        opt.step()
+    seconds = time.perf_counter() - t0
+    return dict(train=seconds, final_loss=losses[-1], first_loss=losses[0])
+
+
+def run_torch(case, threads):
+    import torch
+    torch.set_num_threads(threads)
+    case["rss_start"] = current_rss()           # after the imports
+    dtype = getattr(torch, case["dtype"])
+    if case["kind"] == "train":
+        return train_torch(case, dtype)
+    T, N, I, H = case["shape"]
+    torch.manual_seed(0)
+    m = torch.nn.LSTM(I, H, num_layers=case.get("layers", 1),
+                      bidirectional=case.get("bidirectional", False)).to(dtype)
+    x = torch.randn(T, N, I, dtype=dtype)
+    lengths = lengths_of(case, T, N)
+
+    def run(xin):
+        if lengths is None:
+            return m(xin)[0]
+        packed = torch.nn.utils.rnn.pack_padded_sequence(
+            xin, torch.as_tensor(lengths), enforce_sorted=False)
+        return torch.nn.utils.rnn.pad_packed_sequence(m(packed)[0], total_length=T)[0]
+
+    with torch.no_grad():
+        grad = torch.randn_like(run(x))
+
+    def forward():
+        with torch.no_grad():
+            run(x)
+
+    def forward_backward():
+        run(x).backward(grad)
+
+    return measure(case, forward, forward_backward)
+
+
+def train_torch(case, dtype):
+    import torch
+    init = dict(np.load(case["init"]))
+    T, epochs = case["seq_len"], case["epochs"]
+    x, y = seed_data(T)
+    x = torch.tensor(x, dtype=dtype)
+    y = torch.tensor(y, dtype=dtype)
+    lstm = torch.nn.LSTM(1, case["hidden"]).to(dtype)
+    linear = torch.nn.Linear(case["hidden"], 1).to(dtype)
+    lstm.load_state_dict({k[5:]: torch.tensor(v) for k, v in init.items() if k.startswith("lstm.")})
+    linear.load_state_dict({k[7:]: torch.tensor(v) for k, v in init.items() if k.startswith("linear.")})
+    opt = torch.optim.Adam(list(lstm.parameters()) + list(linear.parameters()), lr=case["lr"])
+    crit = torch.nn.MSELoss()
+    losses = []
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        opt.zero_grad()
+        out, _ = lstm(x)
+        loss = crit(linear(out[-1]), y)
+        losses.append(loss.item())
+        loss.backward()
+        opt.step()
+    seconds = time.perf_counter() - t0
+    return dict(train=seconds, final_loss=losses[-1], first_loss=losses[0])
+
+
+def lengths_of(case, T, N):
+    how = case.get("lengths")
+    if how is None:
+        return None
+    if how == "full":
+        return np.full(N, T)
+    return np.random.default_rng(2).integers(1, T + 1, N)                  # "random"
+
+
+def measure(case, forward, forward_backward):
+    r = case["repeats"]
+    result = {}
+    for mode, fn in (("fwd", forward), ("fb", forward_backward)):
+        if mode in case["modes"]:
+            result[mode], result[mode + "_repeats"] = median_time(fn, *r)
+    result["peak_rss"] = proc_status("VmHWM")
+    result["peak_rss_over_start"] = result["peak_rss"] - case["rss_start"]
+    return result
+
+
+def main():
+    impl, case = sys.argv[1], json.loads(sys.argv[2])
+    fn = run_npylstm if impl == "npylstm" else run_torch
+    print(json.dumps(fn(case, case["threads"])))
+
+
+if __name__ == "__main__":
+    main()
