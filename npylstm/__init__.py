@@ -6,8 +6,14 @@ Optimisation:
     Adam, SGD, clip_grad_norm_
 The math, as pure functions with explicit caches:
     npylstm.functional
+The sine experiment of the seed notebook:
+    npylstm.data, npylstm.model, npylstm.train (also ``python -m npylstm.train``)
+Study aids:
+    npylstm.gradcheck (also ``python -m npylstm.gradcheck``), npylstm.gates
 """
-from . import functional
+import importlib
+
+from . import data, functional, model
 from .clip import clip_grad_norm_
 from .linear import Linear
 from .loss import MSELoss
@@ -19,4 +25,14 @@ from .optim import SGD, Adam
 __version__ = "0.1.0"
 
 __all__ = ["Parameter", "Module", "LSTM", "LSTMCell", "Linear", "MSELoss",
-           "Adam", "SGD", "clip_grad_norm_", "functional"]
+           "Adam", "SGD", "clip_grad_norm_", "functional", "data", "model"]
+
+# Loaded on first use: importing them here would make ``python -m npylstm.train``
+# find the module already imported (runpy warns), and keeps ``import npylstm`` light.
+_LAZY = ("train", "gradcheck", "gates")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'npylstm' has no attribute {name!r}")
