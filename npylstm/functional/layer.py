@@ -33,7 +33,10 @@ the arithmetic of the plain cell up to floating-point round-off:
    run on the whole batch with BLAS's own threads. This needs threadpoolctl
    (optional) to switch BLAS to one thread meanwhile; without it, or for
    small batches, the loop runs on the whole batch in the calling thread.
-   Each row sees the same arithmetic either way.
+   Each row sees the same arithmetic either way. It is OFF by default
+   (``PARALLEL_ROWS = False``): on the 2-core benchmark machine it made
+   forward+backward slower (seed shape 83 ms against 67 ms, docs/benchmarks.md),
+   most likely from GIL hand-offs between the many short ufunc calls.
 
 Variable-length batches follow torch's PackedSequence: the batch is sorted by
 length, longest first, and ``batch_sizes[t]`` says how many sequences are
@@ -302,6 +305,7 @@ def _gemm_tn(a, b):
 
 
 # Trick 7: batch rows in parallel threads, each with single-threaded BLAS.
+PARALLEL_ROWS = False             # opt in; measured slower on 2 cores (see the top)
 MIN_ROWS_PER_THREAD = 32          # smaller blocks are not worth a thread
 _pool = None
 _pool_lock = threading.Lock()
@@ -325,7 +329,7 @@ def _parallel_rows(run_rows, N):
     one block per thread that numpy's BLAS may use, with BLAS limited to one
     thread while they run; or run_rows(0, N) alone."""
     global _pool
-    blas = _blas_controllers() if N >= 2 * MIN_ROWS_PER_THREAD else []
+    blas = _blas_controllers() if PARALLEL_ROWS and N >= 2 * MIN_ROWS_PER_THREAD else []
     threads = min([lib.num_threads for lib in blas] or [1])
     workers = min(threads, N // MIN_ROWS_PER_THREAD, os.cpu_count() or 1)
     if workers < 2:
