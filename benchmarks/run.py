@@ -245,10 +245,12 @@ def markdown(res):
             f"| {t['gflops_fb']:.1f} ({100 * t['gflops_fb'] / peak:.0f}%) |")
     lines += ["", "GEMM peak: numpy matmul GFLOP/s on the per-step shape (N, H) x (H, 4H) "
               "with the same threads, measured in the same run.", "",
-              "BPTT cache (npylstm, per forward): held = gates (4H: i, f, o, g) + c (H) + tanh(c) "
-              "(H) per (t, n); minimum = i, f, g, o, c = 5H per (t, n). The output h (H per "
-              "(t, n)) is returned to the caller and is read by backward as h_prev; it is not "
-              "counted. Backward workspaces (grad_z, 4H per (t, n)) are reused across calls.", "",
+              "BPTT cache (npylstm, per forward and layer/direction), per (t, n): held = the "
+              "inputs of the step's GEMM [h_prev, x_t, 1] (Hout + I + 1) + gates i, f, o, g (4H) "
+              "+ c (H) + tanh(c) (H); minimum = what backward cannot do without: i, f, g, o, c "
+              "(5H) and h_prev, x_t for the weight gradients (Hout + I). The output returned to "
+              "the caller is a separate array, not read by backward. Workspaces (the caches "
+              "and backward's buffers, e.g. grad_z, 4H per (t, n)) are reused across calls.", "",
               "| case | cache held MB | minimum MB | held / minimum | workspaces MB |",
               "|---|---|---|---|---|"]
     for row in res["cases"]:

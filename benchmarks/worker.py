@@ -79,18 +79,25 @@ def run_npylstm(case, threads):
 
 
 def cache_bytes(m, T, N, H, dtype):
-    """What the BPTT cache holds between forward and backward, per layer/direction."""
-    held = extra = 0
+    """What the BPTT cache holds between forward and backward, against the minimum.
+
+    The minimum, per layer/direction and per (t, n), is what backward cannot
+    do without: the four gate activations and c (5H), and the inputs of the
+    step's product, h_prev and x_t (Hout + I), for the weight gradients.
+    npylstm holds in addition tanh(c) (H) and the bias column of ones (1),
+    and, with a projection, o * tanh(c) (H).
+    """
+    held = minimum = 0
     for cache in m._cache["caches"]:
-        for name in ("gates", "cells", "tanh_cells"):
+        K = cache["inputs"].shape[0]
+        Hout_plus_I = K - (1 if cache["has_bias"] else 0)
+        for name in ("inputs", "gates", "cells", "tanh_cells"):
             held += cache[name].nbytes
         if cache["weight_hr"] is not None:
-            extra += cache["h_cells"].nbytes
-    layers = len(m._cache["caches"])
-    minimum = layers * 5 * T * N * H * dtype.itemsize                     # i, f, g, o, c
+            held += cache["h_cells"].nbytes
+        minimum += (5 * H + Hout_plus_I) * T * N * dtype.itemsize
     workspace = sum(a.nbytes for ws in m._workspaces for a in ws.values())
-    return dict(held=held + extra, minimum=minimum, ratio=(held + extra) / minimum,
-                workspace=workspace)
+    return dict(held=held, minimum=minimum, ratio=held / minimum, workspace=workspace)
 
 
 def train_npylstm(case, dtype):
