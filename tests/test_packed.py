@@ -355,3 +355,23 @@ def test_a_bad_batch_does_not_poison_the_next():
     again = run_npylstm(lstm, x, hx, LENGTHS, grads)
     for name in clean:
         assert np.array_equal(clean[name], again[name]), f"{name} changed after a NaN batch"
+
+
+@pytest.mark.parametrize("options", [OPTIONS[0], OPTIONS[-1],
+                                     dict(num_layers=2, bidirectional=True, proj_size=P,
+                                          batch_first=False, bias=True)], ids=option_id)
+def test_padding_is_never_read(options):
+    """torch never reads padded input; neither may npylstm. NaN or inf in the
+    padding must leave every result and gradient exactly as with zero padding
+    (a 0 * NaN anywhere, e.g. in a weight gradient summed over all steps,
+    would show up as NaN)."""
+    lstm, x, hx, grads = make_case(17, **options)
+    pad = ~valid_mask(LENGTHS, T, options["batch_first"])[..., 0]
+    zero_padded, nan_padded = x.copy(), x.copy()
+    zero_padded[pad] = 0
+    nan_padded[pad] = np.nan
+    nan_padded[pad.nonzero()[0][:1], pad.nonzero()[1][:1]] = np.inf
+    expected = run_npylstm(lstm, zero_padded, hx, LENGTHS, grads)
+    got = run_npylstm(lstm, nan_padded, hx, LENGTHS, grads)
+    for name in expected:
+        assert np.array_equal(expected[name], got[name]), f"{name}: the padding was read"
