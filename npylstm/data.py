@@ -50,7 +50,13 @@ def make_sequence_data(y, seq_len):
 def split_train_valid(seq, target, num_valid):
     """The last ``num_valid`` windows for validation, the rest for training.
 
-    Returns (seq_train, target_train), (seq_valid, target_valid).
+    Inputs:
+    - seq: (M, L) windows; target: (M, 1) the value after each window
+    - num_valid: V, in [1, M)
+
+    Returns:
+    - (seq_train, target_train): (M - V, L), (M - V, 1)
+    - (seq_valid, target_valid): (V, L), (V, 1)
     """
     if not 1 <= num_valid < len(seq):
         raise ValueError(f"split_train_valid: num_valid must be in [1, {len(seq)}) to leave "

@@ -17,7 +17,13 @@ def _figure(**kwargs):
 
 
 def plot_loss(path, losses, valid_loss=None):
-    """Training loss per epoch on a log scale, with the final validation loss as a line."""
+    """Training loss per epoch on a log scale, with the final validation loss as a line.
+
+    Inputs:
+    - path: where to write the PNG
+    - losses: (epochs,) training losses, one per epoch
+    - valid_loss: float or None
+    """
     fig = _figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.add_subplot()
     epochs = np.arange(1, len(losses) + 1)
@@ -41,6 +47,14 @@ def plot_prediction(path, x, y, valid_x, valid_pred, forecast_x=None, forecast=N
     Top: the whole series, the validation targets shaded. Bottom: the end of
     the series up close, with the one-step predictions on the validation
     windows and, if given, the closed-loop forecast beside the true continuation.
+
+    Inputs:
+    - path: where to write the PNG
+    - x, y: (n,) the time steps and values of the whole series
+    - valid_x, valid_pred: (V,) the time steps of the validation targets and the
+      one-step predictions for them
+    - forecast_x, forecast, forecast_truth: (K,) or None, the time steps past the
+      data, the closed-loop forecast and the true continuation there
     """
     title = "Sine wave: one-step predictions"
     fig = _figure(figsize=(11, 7), layout="constrained")

@@ -251,6 +251,7 @@ def train(cfg=None, *, init_state=None, resume=None):
 # ----------------------------------------------------------------------------- command line
 
 def build_parser():
+    """The argparse parser of ``python -m npylstm.train``; its defaults are TrainConfig's."""
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="python -m npylstm.train",
