@@ -150,7 +150,6 @@ class LSTM(Module):
             order = np.argsort(-lengths, kind="stable")            # longest first, as torch packs
             batch_sizes = np.count_nonzero(lengths[None, :] > np.arange(T)[:, None], axis=1)
             x, h0, c0 = x[:, order], h0[:, order], c0[:, order]
-        x = np.ascontiguousarray(x)                                 # (T, N, I)
 
         D, L, Hout = self._D, self.num_layers, self._Hout
         h_n = np.empty((D * L,) + h0.shape[1:], self.dtype)
