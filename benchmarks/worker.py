@@ -101,28 +101,24 @@ def cache_bytes(m, T, N, H, dtype):
 
 
 def train_npylstm(case, dtype):
+    """The seed's loop on npylstm's own model of it (npylstm.model.LSTMRegressor)."""
     import npylstm
+    from npylstm.model import LSTMRegressor
     init = dict(np.load(case["init"]))
     T, epochs = case["seq_len"], case["epochs"]
     x, y = seed_data(T)
     x, y = x.astype(dtype), y.astype(dtype)
-    lstm = npylstm.LSTM(1, case["hidden"], dtype=dtype)
-    linear = npylstm.Linear(case["hidden"], 1, dtype=dtype)
-    lstm.load_state_dict({k[5:]: v for k, v in init.items() if k.startswith("lstm.")})
-    linear.load_state_dict({k[7:]: v for k, v in init.items() if k.startswith("linear.")})
-    params = lstm.parameters() + linear.parameters()
-    opt = npylstm.Adam(params, lr=case["lr"])
+    model = LSTMRegressor(1, case["hidden"], 1, dtype=dtype)
+    model.load_state_dict(init)
+    opt = npylstm.Adam(model.parameters(), lr=case["lr"])
     crit = npylstm.MSELoss()
-    grad_out = np.zeros((T, x.shape[1], case["hidden"]), dtype)
     losses = []
     t0 = time.perf_counter()
     for _ in range(epochs):
         opt.zero_grad()
-        out, _ = lstm(x)
-        pred = linear(out[-1])                                            # (N, 1), last step
-        losses.append(float(crit(pred, y)))
-        grad_out[-1] = linear.backward(crit.backward())
-        lstm.backward(grad_out)
+        loss = crit(model(x), y)                                          # last step -> Linear
+        losses.append(float(loss))
+        model.backward(crit.backward())
         opt.step()
     seconds = time.perf_counter() - t0
     return dict(train=seconds, final_loss=losses[-1], first_loss=losses[0])

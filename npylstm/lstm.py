@@ -200,7 +200,8 @@ class LSTM(Module):
         """Backpropagate through the most recent forward.
 
         Inputs:
-        - grad_output: shaped like output
+        - grad_output: shaped like output, or None when the loss does not use
+          the output (only h_n / c_n), which is the same as zeros and cheaper
         - grad_hx: None or (grad_h_n, grad_c_n), shaped like (h_n, c_n)
 
         Returns:
@@ -217,12 +218,14 @@ class LSTM(Module):
             out_shape = (T, D * Hout)
         else:
             out_shape = (N, T, D * Hout) if self.batch_first else (T, N, D * Hout)
-        g = check_shape("LSTM.backward", "grad_output",
-                        np.asarray(grad_output, dtype=self.dtype), out_shape)
-        if unbatched:
-            g = g[:, None, :]
-        elif self.batch_first:
-            g = g.transpose(1, 0, 2)
+        g = None
+        if grad_output is not None:
+            g = check_shape("LSTM.backward", "grad_output",
+                            np.asarray(grad_output, dtype=self.dtype), out_shape)
+            if unbatched:
+                g = g[:, None, :]
+            elif self.batch_first:
+                g = g.transpose(1, 0, 2)
         grad_h_n = grad_c_n = None
         if grad_hx is not None:
             grad_h_n = check_shape("LSTM.backward", "grad_h_n",
@@ -232,7 +235,8 @@ class LSTM(Module):
             if unbatched:
                 grad_h_n, grad_c_n = grad_h_n[:, None, :], grad_c_n[:, None, :]
         if order is not None:
-            g = g[:, order]
+            if g is not None:
+                g = g[:, order]
             if grad_hx is not None:
                 grad_h_n, grad_c_n = grad_h_n[:, order], grad_c_n[:, order]
 
@@ -244,7 +248,8 @@ class LSTM(Module):
             for d in range(D):
                 j = k * D + d
                 grad_x, grad_h0[j], grad_c0[j], grads = F.lstm_layer_backward(
-                    grad_layer_output[:, :, d * Hout:(d + 1) * Hout],
+                    None if grad_layer_output is None
+                    else grad_layer_output[:, :, d * Hout:(d + 1) * Hout],
                     None if grad_h_n is None else grad_h_n[j],
                     None if grad_c_n is None else grad_c_n[j],
                     cache["caches"][j], workspace=self._workspaces[j])

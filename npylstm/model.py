@@ -55,18 +55,23 @@ class LSTMRegressor(Module):
         else:
             steps = np.asarray(lengths).astype(np.int64) - 1     # the LSTM has checked them
         last = output[steps, np.arange(N)]                         # (N, H)
-        self._cache = (output.shape, steps)
+        self._cache = output.shape
         return self.linear(last)
 
     def backward(self, grad_pred):
         """grad_pred: (N, output_size) -> grad_x_seq: (T, N, I); adds to every p.grad."""
         if self._cache is None:
             raise RuntimeError("LSTMRegressor.backward called before forward")
-        output_shape, steps = self._cache
+        output_shape = self._cache
         grad_last = self.linear.backward(grad_pred)                # (N, H)
-        grad_output = np.zeros(output_shape, self.dtype)           # (T, N, H): only the read steps
-        grad_output[steps, np.arange(output_shape[1])] = grad_last
-        grad_x, _ = self.lstm.backward(grad_output)
+        # The step read for sequence b, output[steps[b], b], is h_n[-1, b]: the
+        # last layer's state after the sequence's own last step. So its gradient
+        # enters as grad_h_n, the same numbers as a (T, N, H) grad_output that
+        # is zero but there, without building and reading that array.
+        L, N, H = self.lstm.num_layers, output_shape[1], output_shape[2]
+        grad_h_n = np.zeros((L, N, H), self.dtype)
+        grad_h_n[-1] = grad_last
+        grad_x, _ = self.lstm.backward(None, (grad_h_n, np.zeros((L, N, H), self.dtype)))
         return grad_x
 
 

@@ -100,6 +100,26 @@ def test_backward_without_grad_hx(opts, unbatched):
     assert_lstm_matches_torch(lstm, x, hx, rng, use_grad_hx=False)
 
 
+@pytest.mark.parametrize("opts", [(1, False, 0, False, False), (2, True, 2, True, False),
+                                  (2, False, 0, False, True)])
+@pytest.mark.parametrize("packed", [False, True])
+def test_grad_output_none_is_zero(opts, packed):
+    """backward(None, grad_hx) is backward(zeros, grad_hx), bit for bit (the loss reads h_n only)."""
+    L, bd, P, bf, ub = opts
+    lstm, x, hx, rng = make_case(L, bd, P, batch_first=bf, unbatched=ub, H=5, seed=8)
+    lengths = None if ub or not packed else np.array([2, 4, 1])
+    out, (h_n, c_n) = lstm(x, hx, lengths=lengths)
+    grad_hx = (rng.standard_normal(h_n.shape), rng.standard_normal(c_n.shape))
+    results = []
+    for grad_output in (np.zeros_like(out), None):
+        lstm.zero_grad()
+        grad_x, (grad_h0, grad_c0) = lstm.backward(grad_output, grad_hx)
+        results.append([grad_x, grad_h0, grad_c0] + [p.grad.copy() for p in lstm.parameters()])
+    for name, zeros, none in zip(["input", "h0", "c0"] + [n for n, _ in lstm.named_parameters()],
+                                 *results):
+        assert np.array_equal(zeros, none), f"grad {name}: None differs from zeros"
+
+
 @pytest.mark.parametrize("opts", [(1, False, 0, False), (2, True, 2, True), (2, False, 0, True)])
 def test_float32_matches_torch(opts):
     """float32 npylstm against the float64 reference of the same float32 weights."""

@@ -212,8 +212,8 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     """Backpropagation through time for one layer and direction.
 
     Inputs:
-    - grad_output: (T, N, Hout), gradient with respect to ``output``; values
-      at steps past a sequence's length are ignored
+    - grad_output: (T, N, Hout), gradient with respect to ``output``, or None
+      for zero; values at steps past a sequence's length are ignored
     - grad_h_n: (N, Hout) or None; grad_c_n: (N, H) or None
     - cache: from lstm_layer_forward (not modified, so backward may run again)
     - workspace: None, or a dict whose arrays are reused
@@ -237,10 +237,11 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     # grad_z[:, t] = dLoss/dz_t; columns of steps that a sequence does not
     # reach stay zero, so the GEMMs after the loop can sum over all of them.
     grad_z = _buffer(workspace, "grad_z", (4 * H, T, N), dtype, zero=packed)
-    grad_out_t = _buffer(workspace, "grad_out_t", (T, Hout, N), dtype)
-    grad_out_t[...] = grad_output.transpose(0, 2, 1)
-    grad_h = np.zeros((Hout, N), dtype) if grad_h_n is None else np.array(grad_h_n.T, dtype)
-    grad_c = np.zeros((H, N), dtype) if grad_c_n is None else np.array(grad_c_n.T, dtype)
+    if grad_output is not None:
+        grad_out_t = _buffer(workspace, "grad_out_t", (T, Hout, N), dtype)
+        grad_out_t[...] = grad_output.transpose(0, 2, 1)
+    grad_h = np.zeros((Hout, N), dtype) if grad_h_n is None else np.array(grad_h_n.T, dtype, order="C")
+    grad_c = np.zeros((H, N), dtype) if grad_c_n is None else np.array(grad_c_n.T, dtype, order="C")
     if weight_hr is not None:
         # dLoss/dh at every step, kept for dW_hr = sum_t dh_t (o * tanh(c))_t^T.
         grad_h_all = _buffer(workspace, "grad_h_all", (Hout, T, N), dtype, zero=packed)
@@ -260,7 +261,8 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
         c_prev = _prev(cells, t_prev, n, n_prev, cache["c0_t"])
         tmp = tmp_h[:, :n]
         dh = grad_h[:, :n]
-        dh += grad_out_t[t, :, :n]                               # from the output and from step t+1
+        if grad_output is not None:
+            dh += grad_out_t[t, :, :n]                           # from the output and from step t+1
         if weight_hr is not None:
             grad_h_all[:, t, :n] = dh
             dh = np.matmul(weight_hr.T, dh, out=grad_h_cell[:, :n])  # dh_cell = W_hr^T dh
