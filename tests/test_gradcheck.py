@@ -174,15 +174,20 @@ def test_gradcheck_refuses_float32_and_wrong_shapes():
         gradcheck(lambda: a["a"] * 2, lambda g: {"a": np.zeros(2)}, a)
 
 
-def test_check_lstm_catches_a_broken_layer_backward(monkeypatch):
+def break_layer_gradient(monkeypatch, name):
+    """Make npylstm.functional.lstm_layer_backward return grads[name] 0.1% too large."""
     original = npylstm.functional.lstm_layer_backward
 
     def broken(*args, **kwargs):
         grad_x, grad_h0, grad_c0, grads = original(*args, **kwargs)
-        grads["bias_hh"] = grads["bias_hh"] * 1.001
+        grads[name] = grads[name] * 1.001
         return grad_x, grad_h0, grad_c0, grads
 
     monkeypatch.setattr(npylstm.functional, "lstm_layer_backward", broken)
+
+
+def test_check_lstm_catches_a_broken_layer_backward(monkeypatch):
+    break_layer_gradient(monkeypatch, "bias_hh")
     lstm, x, hx, _ = make_lstm()
     results = {r.name: r.max_rel_error for r in check_lstm(lstm, x, hx)}
     assert results["bias_hh_l0"] > 1e-4 and results["bias_ih_l0"] < TOL
@@ -207,14 +212,7 @@ def test_cli_single_config_prints_a_table(capsys):
 
 
 def test_cli_fails_on_a_broken_gradient(monkeypatch, capsys):
-    original = npylstm.functional.lstm_layer_backward
-
-    def broken(*args, **kwargs):
-        grad_x, grad_h0, grad_c0, grads = original(*args, **kwargs)
-        grads["weight_ih"] = grads["weight_ih"] * 1.001
-        return grad_x, grad_h0, grad_c0, grads
-
-    monkeypatch.setattr(npylstm.functional, "lstm_layer_backward", broken)
+    break_layer_gradient(monkeypatch, "weight_ih")
     assert main(["--steps", "2", "--batch", "2"]) == 1
     assert "FAIL" in capsys.readouterr().out
 
