@@ -23,7 +23,7 @@ plain cell up to floating-point round-off:
    go out in torch's (T, N, .) layout; the transposes cost one copy each.
 3. Gate order (i, f, o, g) inside this file. torch stores the four gate
    blocks as (i, f, g, o); swapping the last two blocks makes the three
-   sigmoid gates one contiguous (N, 3H) block, so each step makes one call
+   sigmoid gates one contiguous (3H, N) block, so each step makes one call
    for them instead of three. Weights are reordered on the way in and
    gradients on the way out, so callers only ever see torch's order.
 4. Sigmoid through tanh, with the 1/2 folded into the weights:
