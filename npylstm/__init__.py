@@ -9,7 +9,10 @@ The math, as pure functions with explicit caches:
 The sine experiment of the seed notebook:
     npylstm.data, npylstm.model, npylstm.train (also ``python -m npylstm.train``)
 Study aids:
-    npylstm.gradcheck (also ``python -m npylstm.gradcheck``), npylstm.gates
+    npylstm.gradcheck (also ``python -m npylstm.gradcheck``), npylstm.gates,
+    npylstm.tasks, npylstm.study (also ``python -m npylstm.study``)
+Across systems:
+    npylstm.interop (torch, Keras, ONNX), npylstm.golden (``python -m npylstm.golden``)
 """
 import importlib
 
@@ -29,7 +32,7 @@ __all__ = ["Parameter", "Module", "LSTM", "LSTMCell", "Linear", "MSELoss",
 
 # Loaded on first use: importing them here would make ``python -m npylstm.train``
 # find the module already imported (runpy warns), and keeps ``import npylstm`` light.
-_LAZY = ("train", "gradcheck", "gates")
+_LAZY = ("train", "gradcheck", "gates", "tasks", "study", "interop", "golden")
 
 
 def __getattr__(name):
