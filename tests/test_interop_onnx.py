@@ -1,0 +1,237 @@
+"""npylstm against ONNX: export_onnx run by onnxruntime and by ONNX's own reference, load_onnx.
+
+onnxruntime's LSTM kernel is float32 only, so float32 exports run there and
+are compared at a float32 tolerance (normwise relative error 1e-5) with a
+float64 npylstm on the same weights. float64 exports run in
+onnx.reference.ReferenceEvaluator, the operator spec in NumPy, at 1e-12.
+Every configuration runs at two (T, N), which proves those axes dynamic.
+"""
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+from onnx.reference import ReferenceEvaluator
+
+import npylstm
+from npylstm import interop
+from npylstm.model import LSTMRegressor
+
+F32_TOL = 1e-5
+F64_TOL = 1e-12
+SHAPES = [(5, 2), (9, 3)]                 # (T, N)
+
+
+def assert_near(name, got, ref, tol, who):
+    got, ref = np.asarray(got, np.float64), np.asarray(ref, np.float64)
+    assert got.shape == ref.shape, f"{name}: shape {got.shape} ({who}) vs {ref.shape} (npylstm)"
+    err = np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-300)
+    assert err <= tol, f"{name}: {who} vs npylstm differ, relative error {err:.2e} > {tol:.0e}"
+
+
+def randomize(module, seed):
+    """Distinct float32-representable values for every parameter (b_ih != b_hh)."""
+    rng = np.random.default_rng(seed)
+    for p in module.parameters():
+        p.data[...] = rng.uniform(-0.6, 0.6, p.shape).astype(np.float32)
+    return module
+
+
+def float64_twin(module):
+    """The same module in float64: the reference for a float32 export."""
+    if isinstance(module, LSTMRegressor):
+        twin = LSTMRegressor(module.lstm.input_size, module.lstm.hidden_size,
+                             module.linear.out_features, module.lstm.num_layers, dtype=np.float64)
+    else:
+        variant = {k: v for k, v in interop._variant(module).items() if v not in (False, None, ())}
+        twin = npylstm.LSTM(module.input_size, module.hidden_size, module.num_layers,
+                            bias=module.bias, batch_first=module.batch_first,
+                            bidirectional=module.bidirectional, dtype=np.float64,
+                            **variant)
+    twin.load_state_dict(module.state_dict())
+    return twin
+
+
+def ort_session(path):
+    return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def lstm_inputs(lstm, T, N, rng, initial_state):
+    """x in the LSTM's layout, and (h0, c0) or None, in the LSTM's dtype."""
+    D = 2 if lstm.bidirectional else 1
+    shape = (N, T, lstm.input_size) if lstm.batch_first else (T, N, lstm.input_size)
+    x = rng.standard_normal(shape).astype(lstm.dtype)
+    hx = None
+    if initial_state:
+        state_shape = (D * lstm.num_layers, N, lstm.hidden_size)
+        hx = tuple(rng.standard_normal(state_shape).astype(lstm.dtype) for _ in range(2))
+    return x, hx
+
+
+def check_exported_lstm(lstm, path, run, tol, who, initial_state):
+    """Run the exported file at every (T, N) of SHAPES and compare with npylstm."""
+    reference = float64_twin(lstm)
+    for T, N in SHAPES:
+        x, hx = lstm_inputs(lstm, T, N, np.random.default_rng(T * 10 + N), initial_state)
+        feeds = {"input": x} if hx is None else {"input": x, "h0": hx[0], "c0": hx[1]}
+        output, h_n, c_n = run(feeds)
+        ref_output, (ref_h_n, ref_c_n) = reference(x, hx)
+        assert_near(f"output at T={T}, N={N}", output, ref_output, tol, who)
+        assert_near(f"h_n at T={T}, N={N}", h_n, ref_h_n, tol, who)
+        assert_near(f"c_n at T={T}, N={N}", c_n, ref_c_n, tol, who)
+
+
+CONFIGS = {
+    "one layer": dict(),
+    "two layers": dict(num_layers=2),
+    "bidirectional": dict(bidirectional=True),
+    "batch_first": dict(batch_first=True),
+    "bidirectional, two layers, batch_first": dict(bidirectional=True, num_layers=2,
+                                                   batch_first=True),
+    "no bias": dict(bias=False),
+}
+
+
+@pytest.mark.parametrize("initial_state", [False, True], ids=["zero state", "initial state"])
+@pytest.mark.parametrize("options", CONFIGS.values(), ids=CONFIGS.keys())
+def test_onnxruntime_runs_the_export_like_npylstm(options, initial_state, tmp_path):
+    lstm = randomize(npylstm.LSTM(3, 4, rng=0, **options), seed=1)
+    path = interop.export_onnx(lstm, tmp_path / "lstm.onnx", initial_state=initial_state)
+    session = ort_session(path)
+    assert [i.name for i in session.get_inputs()] == (
+        ["input", "h0", "c0"] if initial_state else ["input"])
+    assert [o.name for o in session.get_outputs()] == ["output", "h_n", "c_n"]
+    check_exported_lstm(lstm, path, lambda feeds: session.run(None, feeds), F32_TOL,
+                        "onnxruntime", initial_state)
+
+
+@pytest.mark.parametrize("initial_state", [False, True], ids=["zero state", "initial state"])
+@pytest.mark.parametrize("options", CONFIGS.values(), ids=CONFIGS.keys())
+def test_onnx_reference_runs_the_float64_export_like_npylstm(options, initial_state, tmp_path):
+    lstm = randomize(npylstm.LSTM(3, 4, dtype=np.float64, rng=0, **options), seed=2)
+    path = interop.export_onnx(lstm, tmp_path / "lstm64.onnx", initial_state=initial_state)
+    evaluator = ReferenceEvaluator(str(path))
+    check_exported_lstm(lstm, path, lambda feeds: evaluator.run(None, feeds), F64_TOL,
+                        "onnx.reference", initial_state)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_onnxruntime_runs_an_exported_regressor(num_layers, tmp_path):
+    model = randomize(LSTMRegressor(2, 6, 3, num_layers, rng=0), seed=3)
+    path = interop.export_onnx(model, tmp_path / "regressor.onnx")
+    graph = onnx.load(str(path)).graph
+    assert [n.op_type for n in graph.node].count("LSTM") == num_layers
+    assert "Gemm" in [n.op_type for n in graph.node]
+    session = ort_session(path)
+    assert [o.name for o in session.get_outputs()] == ["prediction"]
+    reference = float64_twin(model)
+    for T, N in SHAPES:
+        x = np.random.default_rng(T).standard_normal((T, N, 2)).astype(np.float32)
+        (prediction,) = session.run(None, {"input": x})
+        assert_near(f"prediction at T={T}, N={N}", prediction, reference(x), F32_TOL, "onnxruntime")
+
+
+def test_the_graph_has_one_lstm_node_per_layer_and_dynamic_axes(tmp_path):
+    lstm = npylstm.LSTM(3, 4, num_layers=3, bidirectional=True, batch_first=True)
+    model = onnx.load(interop.export_onnx(lstm, tmp_path / "m.onnx", initial_state=True))
+    onnx.checker.check_model(model, full_check=True)
+    lstm_nodes = [n for n in model.graph.node if n.op_type == "LSTM"]
+    assert len(lstm_nodes) == 3
+    assert all(onnx.helper.get_attribute_value(a) == b"bidirectional"
+               for n in lstm_nodes for a in n.attribute if a.name == "direction")
+    dims = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+            for v in list(model.graph.input) + list(model.graph.output)}
+    assert dims == {"input": ["N", "T", 3], "h0": [6, "N", 4], "c0": [6, "N", 4],
+                    "output": ["N", "T", 8], "h_n": [6, "N", 4], "c_n": [6, "N", 4]}
+
+
+def test_onnx_layout_is_iofc_with_two_biases():
+    """The conversion in the docstrings, checked by hand on one direction."""
+    H = 2
+    rows = lambda gate: slice("ifgo".index(gate) * H, ("ifgo".index(gate) + 1) * H)
+    lstm = randomize(npylstm.LSTM(3, H, dtype=np.float64), seed=4)
+    W, R, B, _ = interop.torch_to_onnx(lstm.weight_ih_l0.data, lstm.weight_hh_l0.data,
+                                       lstm.bias_ih_l0.data, lstm.bias_hh_l0.data)
+    for block, gate in enumerate("iofg"):                # ONNX's (i, o, f, c)
+        onnx_rows = slice(block * H, (block + 1) * H)
+        np.testing.assert_array_equal(W[onnx_rows], lstm.weight_ih_l0.data[rows(gate)])
+        np.testing.assert_array_equal(R[onnx_rows], lstm.weight_hh_l0.data[rows(gate)])
+        np.testing.assert_array_equal(B[onnx_rows], lstm.bias_ih_l0.data[rows(gate)])
+        np.testing.assert_array_equal(B[4 * H:][onnx_rows], lstm.bias_hh_l0.data[rows(gate)])
+
+
+MODULES = {
+    "LSTM float32": lambda: npylstm.LSTM(3, 4, rng=0),
+    "LSTM float64, every option": lambda: npylstm.LSTM(
+        3, 4, num_layers=2, bias=True, batch_first=True, dropout=0.25, bidirectional=True,
+        dtype=np.float64, rng=0),
+    "LSTM without bias": lambda: npylstm.LSTM(2, 3, bias=False, rng=0),
+    "LSTMRegressor": lambda: LSTMRegressor(1, 5, 2, num_layers=2, dtype=np.float64, rng=0),
+}
+
+
+@pytest.mark.parametrize("make", MODULES.values(), ids=MODULES.keys())
+def test_load_onnx_of_export_onnx_round_trips_exactly(make, tmp_path):
+    module = randomize(make(), seed=5)
+    if module.dtype == np.float64:                        # values that float32 would round
+        for p in module.parameters():
+            p.data += 1e-12
+    loaded = interop.load_onnx(interop.export_onnx(module, tmp_path / "m.onnx"))
+    assert type(loaded) is type(module)
+    state, loaded_state = module.state_dict(), loaded.state_dict()
+    assert list(loaded_state) == list(state)
+    for name in state:
+        assert loaded_state[name].dtype == state[name].dtype, f"{name}: dtype changed"
+        assert np.array_equal(loaded_state[name], state[name]), f"{name}: values changed"
+    if isinstance(module, npylstm.LSTM):
+        assert repr(loaded) == repr(module)               # same options, dropout included
+
+
+def test_export_refuses_proj_size(tmp_path):
+    with pytest.raises(ValueError, match="proj_size"):
+        interop.export_onnx(npylstm.LSTM(3, 4, proj_size=2), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_export_refuses_initial_state_for_a_regressor(tmp_path):
+    with pytest.raises(ValueError, match="initial_state"):
+        interop.export_onnx(LSTMRegressor(1, 4), tmp_path / "m.onnx", initial_state=True)
+
+
+def test_load_onnx_refuses_a_foreign_onnx_file(tmp_path):
+    helper = onnx.helper
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "foreign",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])])
+    path = tmp_path / "foreign.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(ValueError, match="not written by npylstm.*metadata_props.*'npylstm'"):
+        interop.load_onnx(path)
+
+
+def test_load_onnx_refuses_a_file_that_is_not_onnx(tmp_path):
+    path = tmp_path / "notes.onnx"
+    path.write_bytes(b"\xff\xfe this is not a protobuf")
+    with pytest.raises(ValueError, match="could not read .*notes.onnx as an ONNX model"):
+        interop.load_onnx(path)
+
+
+def test_load_onnx_names_a_missing_initializer(tmp_path):
+    path = interop.export_onnx(npylstm.LSTM(3, 4, num_layers=2), tmp_path / "m.onnx")
+    model = onnx.load(path)
+    kept = [t for t in model.graph.initializer if t.name != "R_l1"]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+    onnx.save(model, path)
+    with pytest.raises(ValueError, match="no initializer 'R_l1'"):
+        interop.load_onnx(path)
+
+
+def test_a_missing_onnx_package_says_what_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnx", None)        # makes `import onnx` fail
+    for call in (lambda: interop.export_onnx(npylstm.LSTM(1, 2), tmp_path / "m.onnx"),
+                 lambda: interop.load_onnx(tmp_path / "m.onnx")):
+        with pytest.raises(ImportError, match=r'pip install "npylstm\[onnx\]"'):
+            call()
