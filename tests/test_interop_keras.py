@@ -130,9 +130,12 @@ def test_keras_layout_is_the_transpose_with_one_summed_bias():
     np.testing.assert_array_equal(bias, lstm.bias_ih_l0.data + lstm.bias_hh_l0.data)
 
 
-def test_to_keras_refuses_proj_size():
-    with pytest.raises(ValueError, match="proj_size"):
-        interop.to_keras(npylstm.LSTM(3, 4, proj_size=2))
+@pytest.mark.parametrize("option, value", [
+    ("proj_size", 2), ("peephole", True), ("input_forget", True), ("clip", 1.0),
+    ("ablate", ("forget_gate",))])
+def test_to_keras_refuses_what_keras_cannot_hold(option, value):
+    with pytest.raises(ValueError, match=f"Keras's LSTM cannot express {option}="):
+        interop.to_keras(npylstm.LSTM(3, 4, **{option: value}))
 
 
 def test_from_keras_refuses_inconsistent_arrays():

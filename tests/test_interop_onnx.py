@@ -116,6 +116,63 @@ def test_onnx_reference_runs_the_float64_export_like_npylstm(options, initial_st
                         "onnx.reference", initial_state)
 
 
+VARIANTS = {
+    "peephole": dict(peephole=True),
+    "input_forget": dict(input_forget=True),
+    "clip": dict(clip=0.5),
+    "all three, bidirectional, two layers": dict(peephole=True, input_forget=True, clip=0.7,
+                                                 bidirectional=True, num_layers=2),
+}
+
+
+@pytest.mark.parametrize("options", VARIANTS.values(), ids=VARIANTS.keys())
+def test_onnxruntime_runs_exported_variants_like_npylstm(options, tmp_path):
+    lstm = randomize(npylstm.LSTM(3, 4, rng=0, **options), seed=6)
+    path = interop.export_onnx(lstm, tmp_path / "variant.onnx", initial_state=True)
+    node = next(n for n in onnx.load(path).graph.node if n.op_type == "LSTM")
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    assert attributes.get("input_forget", 0) == int(lstm.input_forget)
+    assert attributes.get("clip") == pytest.approx(lstm.clip)
+    assert (len(node.input) == 8 and node.input[7] == "P_l0") == lstm.peephole
+    session = ort_session(path)
+    check_exported_lstm(lstm, path, lambda feeds: session.run(None, feeds), F32_TOL,
+                        "onnxruntime", initial_state=True)
+
+
+def test_the_variants_change_the_outputs_the_export_is_checked_on():
+    """Without this, the variant tests above could pass on an export that dropped them."""
+    x = np.random.default_rng(0).standard_normal((9, 3, 3))
+    plain = randomize(npylstm.LSTM(3, 4, dtype=np.float64), seed=6)
+    for name, options in VARIANTS.items():
+        if "num_layers" in options:
+            continue
+        # the same draws for the shared parameters (peepholes come after them)
+        variant = randomize(npylstm.LSTM(3, 4, dtype=np.float64, **options), seed=6)
+        assert np.array_equal(variant.weight_hh_l0.data, plain.weight_hh_l0.data)
+        gap = np.max(np.abs(variant(x)[0] - plain(x)[0]))
+        assert gap > 1e-2, f"{name} changes the output by {gap:.1e} only"
+
+
+def test_onnx_reference_runs_a_float64_peephole_export_like_npylstm(tmp_path):
+    """ONNX's own NumPy LSTM (it ignores clip and input_forget, so peepholes only)."""
+    lstm = randomize(npylstm.LSTM(3, 4, bidirectional=True, peephole=True, dtype=np.float64),
+                     seed=7)
+    path = interop.export_onnx(lstm, tmp_path / "peephole64.onnx", initial_state=True)
+    evaluator = ReferenceEvaluator(str(path))
+    check_exported_lstm(lstm, path, lambda feeds: evaluator.run(None, feeds), F64_TOL,
+                        "onnx.reference", initial_state=True)
+
+
+def test_peepholes_go_to_onnx_as_i_o_f():
+    H = 3
+    lstm = randomize(npylstm.LSTM(2, H, peephole=True, dtype=np.float64), seed=8)
+    *_, P = interop.torch_to_onnx(lstm.weight_ih_l0.data, lstm.weight_hh_l0.data,
+                                  peepholes=(lstm.weight_ci_l0.data, lstm.weight_cf_l0.data,
+                                             lstm.weight_co_l0.data))
+    np.testing.assert_array_equal(P, np.concatenate(
+        [lstm.weight_ci_l0.data, lstm.weight_co_l0.data, lstm.weight_cf_l0.data]))
+
+
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_onnxruntime_runs_an_exported_regressor(num_layers, tmp_path):
     model = randomize(LSTMRegressor(2, 6, 3, num_layers, rng=0), seed=3)
@@ -167,6 +224,9 @@ MODULES = {
         3, 4, num_layers=2, bias=True, batch_first=True, dropout=0.25, bidirectional=True,
         dtype=np.float64, rng=0),
     "LSTM without bias": lambda: npylstm.LSTM(2, 3, bias=False, rng=0),
+    "LSTM with every variant ONNX has": lambda: npylstm.LSTM(
+        3, 4, num_layers=2, bidirectional=True, peephole=True, input_forget=True, clip=2.5,
+        dtype=np.float64, rng=0),
     "LSTMRegressor": lambda: LSTMRegressor(1, 5, 2, num_layers=2, dtype=np.float64, rng=0),
 }
 
@@ -192,6 +252,13 @@ def test_export_refuses_proj_size(tmp_path):
     with pytest.raises(ValueError, match="proj_size"):
         interop.export_onnx(npylstm.LSTM(3, 4, proj_size=2), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("ablation", ["input_gate", "forget_gate", "output_gate",
+                                      "input_activation", "output_activation"])
+def test_export_refuses_a_gate_ablation(ablation, tmp_path):
+    with pytest.raises(ValueError, match=f"ablate=.*{ablation}"):
+        interop.export_onnx(npylstm.LSTM(3, 4, ablate=(ablation,)), tmp_path / "m.onnx")
 
 
 def test_export_refuses_initial_state_for_a_regressor(tmp_path):
