@@ -244,3 +244,58 @@ def test_check_of_a_missing_results_folder_exits_2_in_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stdout.strip().splitlines() == [
         f"ERROR: results folder {tmp_path / 'nowhere'} does not exist"]
+
+
+def test_a_peephole_bundle_agrees_with_onnx_and_finite_differences(tmp_path):
+    """torch has no peepholes: the forward is checked against ONNX's reference LSTM, and
+    the peephole gradients against central differences of the forward."""
+    from onnx.reference import ReferenceEvaluator
+
+    from npylstm import interop
+
+    config = golden.GoldenConfig(peephole=True, bidirectional=True)
+    manifest, arrays = golden.make_bundle(config)
+    names = {e["name"] for e in manifest["arrays"]}
+    assert {"weight_ci_l0", "weight_co_l0_reverse", "grad_weight_cf_l0"} <= names
+
+    lstm = npylstm.LSTM(3, 4, bidirectional=True, peephole=True, dtype=np.float64)
+    lstm.load_state_dict({name: arrays[name] for name, _ in lstm.named_parameters()})
+    path = interop.export_onnx(lstm, tmp_path / "peephole.onnx", initial_state=True)
+    onnx_output, onnx_h_n, onnx_c_n = ReferenceEvaluator(str(path)).run(
+        None, {"input": arrays["input"], "h0": arrays["h_0"], "c0": arrays["c_0"]})
+    for name, value in [("output", onnx_output), ("h_n", onnx_h_n), ("c_n", onnx_c_n)]:
+        err = np.max(np.abs(arrays[name] - value))
+        assert err < 1e-12, f"{name}: bundle vs onnx.reference differ by {err:.1e}"
+
+    def loss():
+        output, (h_n, c_n) = lstm(arrays["input"], (arrays["h_0"], arrays["c_0"]))
+        return (np.sum(output * arrays["upstream_output"]) + np.sum(h_n * arrays["upstream_h_n"])
+                + np.sum(c_n * arrays["upstream_c_n"]))
+
+    for name in ("weight_ci_l0", "weight_cf_l0", "weight_co_l0_reverse"):
+        w = getattr(lstm, name).data
+        for j in range(w.size):
+            w[j] += 1e-6
+            up = loss()
+            w[j] -= 2e-6
+            down = loss()
+            w[j] += 1e-6
+            numeric = (up - down) / 2e-6
+            assert abs(numeric - arrays["grad_" + name][j]) < 1e-7, f"grad_{name}[{j}]"
+
+
+def test_cli_options_reach_the_lstm(tmp_path):
+    result = cli("write", tmp_path / "g", "--input-size", "2", "--hidden-size", "5",
+                 "--num-layers", "2", "--bidirectional", "--proj-size", "3", "--seq-len", "4",
+                 "--batch", "3", "--lengths", "--peephole", "--dtype", "float32", "--seed", "7",
+                 "--format", "json")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
+    shapes = {e["name"]: tuple(e["shape"]) for e in manifest["arrays"]}
+    assert shapes["input"] == (4, 3, 2) and shapes["lengths"] == (3,)
+    assert shapes["output"] == (4, 3, 6) and shapes["h_n"] == (4, 3, 3) and shapes["c_n"] == (4, 3, 5)
+    assert shapes["weight_ih_l1_reverse"] == (20, 6) and shapes["weight_hr_l1"] == (3, 5)
+    assert shapes["weight_co_l1_reverse"] == (5,)
+    assert {e["dtype"] for e in manifest["arrays"] if e["name"] != "lengths"} == {"float32"}
+    assert all(e["file"].endswith(".json") for e in manifest["arrays"])
+    assert cli("check", tmp_path / "g", tmp_path / "g").returncode == 0
