@@ -52,7 +52,9 @@ TOLERANCES = {
 
 EQUATIONS = ("docs/lstm.md of npylstm: section 1 (one step, eq. 1-7), 2 (a sequence), "
              "3 and 4 (backward and backpropagation through time), 5 (projection), "
-             "6 (layers), 7 (bidirectional). The same equations as torch.nn.LSTM.")
+             "6 (layers), 7 (bidirectional); the same equations as torch.nn.LSTM. "
+             "Peepholes: the variants of docs/lstm.md, the same as ONNX's LSTM with P. "
+             "lengths: docs/packed.md (torch's packed sequences).")
 
 
 @dataclass
