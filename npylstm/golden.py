@@ -6,7 +6,7 @@ checks it:
 
     python -m npylstm.golden write golden/                 # a small bundle, a few KB
     ... the port reads golden/*.npy (or --format json), writes results/*.npy or *.json ...
-    python -m npylstm.golden check golden/ results/        # exit 0 ok, 1 beyond tolerance, 2 malformed
+    python -m npylstm.golden check golden/ results/        # exit 0 ok, 1 too far, 2 malformed
 
 A bundle is ``manifest.json`` (configuration, equations, gate order, layouts,
 and every array with its file, shape, dtype, role and tolerance) and one file
@@ -78,14 +78,16 @@ def _layouts(config):
     H, P = config.hidden_size, config.proj_size
     Hout, D = P or H, 2 if config.bidirectional else 1
     layouts = {
-        "input": "(T, N, I): time-major, row-major (C order), as torch.nn.LSTM with batch_first=False",
+        "input": "(T, N, I): time-major, row-major (C order), as torch.nn.LSTM with "
+                 "batch_first=False",
         "h_0, c_0, h_n, c_n": f"(D*L, N, .) with row j = layer j // D, direction j % D "
                               f"(D = {D}); h has Hout = {Hout} columns, c has H = {H}",
         "output": f"(T, N, D*Hout): the last layer's h at every step; with D = 2 the forward "
                   f"direction fills columns 0:Hout and the reverse direction Hout:2*Hout",
         "weight_ih_l{k}": "(4H, I) for layer 0, (4H, D*Hout) above: W_ih, applied as x @ W_ih.T",
         "weight_hh_l{k}": "(4H, Hout): W_hh, applied as h_prev @ W_hh.T",
-        "bias_ih_l{k}, bias_hh_l{k}": "(4H,): both are added, z = x W_ih^T + b_ih + h W_hh^T + b_hh",
+        "bias_ih_l{k}, bias_hh_l{k}": "(4H,): both are added, "
+                                      "z = x W_ih^T + b_ih + h W_hh^T + b_hh",
         "_reverse": "suffix of the reverse direction's parameters (bidirectional only)",
     }
     if P:
@@ -109,7 +111,8 @@ NAMES = {
                                                    "arriving from above, the input of backward",
     "output, h_n, c_n": "what forward returns: the last layer's h at every step, and the final "
                         "h and c of every layer and direction",
-    "grad_X": "dLoss/d X, same shape and layout as X (grad_input, grad_h_0, grad_weight_ih_l0, ...)",
+    "grad_X": "dLoss/d X, same shape and layout as X "
+              "(grad_input, grad_h_0, grad_weight_ih_l0, ...)",
 }
 
 
@@ -202,7 +205,9 @@ def make_bundle(config):
 
 
 def write_bundle(directory, config):
-    """Write the bundle of ``config`` into ``directory`` (created if needed); returns the manifest."""
+    """Write the bundle of ``config`` into ``directory`` (created if needed).
+
+    Returns the manifest (a dict)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     manifest, arrays = make_bundle(config)
@@ -366,7 +371,8 @@ def build_parser():
     check = commands.add_parser("check", help="compare a port's results with a bundle")
     check.add_argument("directory", metavar="DIR", help="the bundle")
     check.add_argument("results", metavar="RESULTS_DIR",
-                       help="the port's arrays, NAME.npy or NAME.json for every output and gradient")
+                       help="the port's arrays: NAME.npy or NAME.json for every output "
+                            "and gradient")
     return parser
 
 
@@ -388,7 +394,8 @@ def main(argv=None):
         + (Path(args.directory) / MANIFEST).stat().st_size
     print(f"wrote {len(manifest['arrays'])} arrays and {MANIFEST} ({size} bytes) to "
           f"{args.directory}")
-    print(f"check a port's results with: python -m npylstm.golden check {args.directory} RESULTS_DIR")
+    print(f"check a port's results with: "
+          f"python -m npylstm.golden check {args.directory} RESULTS_DIR")
     return 0
 
 

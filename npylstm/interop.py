@@ -245,7 +245,8 @@ def from_keras(layers, *, bidirectional=False, dtype=np.float32, batch_first=Fal
             f"got {[len(item) for item in items]}")
     kernel = np.asarray(items[0][0])
     if kernel.ndim != 2 or kernel.shape[1] % 4:
-        raise ValueError(f"from_keras: expected layer 0's kernel of shape (I, 4H), got {kernel.shape}")
+        raise ValueError(f"from_keras: expected layer 0's kernel of shape (I, 4H), "
+                         f"got {kernel.shape}")
     I, H = kernel.shape[0], kernel.shape[1] // 4
     lstm = LSTM(I, H, num_layers=len(items), bias=per_direction == 3, batch_first=batch_first,
                 bidirectional=bidirectional, dtype=dtype)
@@ -296,6 +297,65 @@ def _config(module):
     return config
 
 
+class _Graph:
+    """The nodes and initializers of an ONNX graph under construction."""
+
+    def __init__(self, helper, numpy_helper):
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes, self.initializers = [], []
+
+    def const(self, name, array):
+        """An initializer; returns its name."""
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def node(self, op, inputs, outputs, **attributes):
+        """A node; returns the name of its first output."""
+        self.nodes.append(self.helper.make_node(op, inputs, outputs, name=f"{op}_{len(self.nodes)}",
+                                                **attributes))
+        return outputs[0]
+
+
+def _onnx_lstm_layer(graph, lstm, k, x, initial_state):
+    """One ONNX LSTM node for layer k (both directions) and the reshape back to torch's layout.
+
+    Inputs: x, the name of a (T, N, I or D*H) tensor. With ``initial_state``
+    the node takes rows k*D .. k*D+D-1 of the graph inputs h0 and c0.
+    Returns the names of the layer's output (T, N, D*H), Y_h and Y_c (D, N, H).
+    """
+    variant, D = _variant(lstm), 2 if lstm.bidirectional else 1
+    peepholes = lambda d: [getattr(lstm, name + _suffix(k, d)).data
+                           for name in ("weight_ci", "weight_cf", "weight_co")]
+    directions = [torch_to_onnx(**_direction_weights(lstm, k, d, ("weight_ih", "weight_hh",
+                                                                  "bias_ih", "bias_hh")),
+                                peepholes=peepholes(d) if variant["peephole"] else None)
+                  for d in range(D)]
+    # W (D, 4H, I), R (D, 4H, H), B (D, 8H), P (D, 3H): the directions stacked
+    W, R, B, P = (np.stack(arrays) if arrays[0] is not None else None
+                  for arrays in zip(*directions))
+    inputs = [x, graph.const(f"W_l{k}", W), graph.const(f"R_l{k}", R),
+              graph.const(f"B_l{k}", B) if B is not None else "", "", "", "",
+              graph.const(f"P_l{k}", P) if P is not None else ""]
+    if initial_state:
+        rows = [graph.const(f"{name}_l{k}", np.array(value, np.int64)) for name, value in (
+            ("state_start", [k * D]), ("state_end", [(k + 1) * D]), ("state_axis", [0]))]
+        inputs[5] = graph.node("Slice", ["h0", *rows], [f"h0_l{k}"])      # (D, N, H)
+        inputs[6] = graph.node("Slice", ["c0", *rows], [f"c0_l{k}"])
+    while inputs[-1] == "":                                   # trailing optional inputs go
+        inputs.pop()
+    attributes = dict(hidden_size=lstm.hidden_size,
+                      direction="bidirectional" if D == 2 else "forward")
+    if variant["input_forget"]:
+        attributes["input_forget"] = 1
+    if variant["clip"] is not None:
+        attributes["clip"] = float(variant["clip"])
+    y = graph.node("LSTM", inputs, [f"Y_l{k}", f"Y_h_l{k}", f"Y_c_l{k}"], **attributes)
+    y = graph.node("Transpose", [y], [f"Y_l{k}_tndh"], perm=[0, 2, 1, 3])   # (T, N, D, H)
+    output = graph.node("Reshape", [y, graph.const(f"shape_l{k}", np.array([0, 0, -1], np.int64))],
+                        [f"output_l{k}"])                                     # (T, N, D*H)
+    return output, f"Y_h_l{k}", f"Y_c_l{k}"
+
+
 def export_onnx(module, path, *, initial_state=False):
     """Write ``module`` (an npylstm.LSTM or LSTMRegressor) as an ONNX model file.
 
@@ -314,7 +374,9 @@ def export_onnx(module, path, *, initial_state=False):
 
     Dropout is a training-time operation and is not part of the graph (it is
     recorded so that load_onnx rebuilds the same module). The configuration
-    is stored in the model's metadata_props under "npylstm".
+    is stored in the model's metadata_props under "npylstm". onnxruntime's
+    LSTM runs float32 only; a float64 module gives a valid float64 model
+    (onnx.reference.ReferenceEvaluator runs it).
 
     Raises ValueError for what ONNX's LSTM cannot express: proj_size and gate
     ablations. Needs the onnx package (pip install "npylstm[onnx]").
@@ -331,86 +393,47 @@ def export_onnx(module, path, *, initial_state=False):
         raise TypeError(f"export_onnx: expected an npylstm.LSTM or LSTMRegressor, "
                         f"got {type(module).__name__}")
     _refuse("ONNX's LSTM", lstm, ("proj_size", "ablate"))
-    variant = _variant(lstm)
 
     elem = helper.np_dtype_to_tensor_dtype(lstm.dtype)
     I, H, L, D = lstm.input_size, lstm.hidden_size, lstm.num_layers, 2 if lstm.bidirectional else 1
-    nodes, inits = [], []
+    tensor = lambda name, shape: helper.make_tensor_value_info(name, elem, shape)
+    graph = _Graph(helper, numpy_helper)
 
-    def const(name, array):
-        inits.append(numpy_helper.from_array(np.asarray(array), name))
-        return name
-
-    def node(op, inputs, outputs, **attrs):
-        nodes.append(helper.make_node(op, inputs, outputs, name=f"{op}_{len(nodes)}", **attrs))
-        return outputs[0]
-
+    graph_inputs = [tensor("input", ["N", "T", I] if lstm.batch_first else ["T", "N", I])]
+    if initial_state:
+        graph_inputs += [tensor("h0", [D * L, "N", H]), tensor("c0", [D * L, "N", H])]
     x = "input"
     if lstm.batch_first:
-        x = node("Transpose", ["input"], ["input_time_major"], perm=[1, 0, 2])  # (T, N, I)
-    graph_inputs = [helper.make_tensor_value_info(
-        "input", elem, ["N", "T", I] if lstm.batch_first else ["T", "N", I])]
-    if initial_state:
-        graph_inputs += [helper.make_tensor_value_info("h0", elem, [D * L, "N", H]),
-                         helper.make_tensor_value_info("c0", elem, [D * L, "N", H])]
-
-    h_n_parts, c_n_parts = [], []
+        x = graph.node("Transpose", [x], ["input_time_major"], perm=[1, 0, 2])   # (T, N, I)
+    h_n, c_n = [], []
     for k in range(L):
-        parts = [torch_to_onnx(**_direction_weights(lstm, k, d, (
-                     "weight_ih", "weight_hh", "bias_ih", "bias_hh")),
-                     peepholes=[getattr(lstm, f"{n}{_suffix(k, d)}").data
-                                for n in ("weight_ci", "weight_cf", "weight_co")]
-                     if variant["peephole"] else None)
-                 for d in range(D)]
-        W, R = const(f"W_l{k}", np.stack([p[0] for p in parts])), \
-            const(f"R_l{k}", np.stack([p[1] for p in parts]))              # (D, 4H, I), (D, 4H, H)
-        B = const(f"B_l{k}", np.stack([p[2] for p in parts])) if lstm.bias else ""   # (D, 8H)
-        P = const(f"P_l{k}", np.stack([p[3] for p in parts])) if variant["peephole"] else ""
-        h0 = c0 = ""
-        if initial_state:                                                  # torch's rows k*D..k*D+D-1
-            starts, ends, axes = (const(f"{n}_l{k}", np.array(v, np.int64)) for n, v in (
-                ("state_start", [k * D]), ("state_end", [(k + 1) * D]), ("state_axis", [0])))
-            h0 = node("Slice", ["h0", starts, ends, axes], [f"h0_l{k}"])   # (D, N, H)
-            c0 = node("Slice", ["c0", starts, ends, axes], [f"c0_l{k}"])
-        attrs = dict(hidden_size=H, direction="bidirectional" if D == 2 else "forward")
-        if variant["input_forget"]:
-            attrs["input_forget"] = 1
-        if variant["clip"] is not None:
-            attrs["clip"] = float(variant["clip"])
-        inputs = [x, W, R, B, "", h0, c0, P]
-        while inputs[-1] == "":
-            inputs.pop()
-        y = node("LSTM", inputs, [f"Y_l{k}", f"Y_h_l{k}", f"Y_c_l{k}"], **attrs)  # (T, D, N, H)
-        h_n_parts.append(f"Y_h_l{k}")
-        c_n_parts.append(f"Y_c_l{k}")
-        y = node("Transpose", [y], [f"Y_l{k}_tndh"], perm=[0, 2, 1, 3])   # (T, N, D, H)
-        x = node("Reshape", [y, const(f"shape_l{k}", np.array([0, 0, -1], np.int64))],
-                 [f"output_l{k}"])                                           # (T, N, D*H)
+        x, y_h, y_c = _onnx_lstm_layer(graph, lstm, k, x, initial_state)
+        h_n.append(y_h)
+        c_n.append(y_c)
 
     if regressor is None:
         if lstm.batch_first:
-            node("Transpose", [x], ["output"], perm=[1, 0, 2])               # (N, T, D*H)
+            graph.node("Transpose", [x], ["output"], perm=[1, 0, 2])           # (N, T, D*H)
         else:
-            node("Identity", [x], ["output"])
-        node("Concat", h_n_parts, ["h_n"], axis=0)                           # (D*L, N, H)
-        node("Concat", c_n_parts, ["c_n"], axis=0)
-        graph_outputs = [
-            helper.make_tensor_value_info(
-                "output", elem, ["N", "T", D * H] if lstm.batch_first else ["T", "N", D * H]),
-            helper.make_tensor_value_info("h_n", elem, [D * L, "N", H]),
-            helper.make_tensor_value_info("c_n", elem, [D * L, "N", H])]
+            graph.node("Identity", [x], ["output"])
+        graph.node("Concat", h_n, ["h_n"], axis=0)                             # (D*L, N, H)
+        graph.node("Concat", c_n, ["c_n"], axis=0)
+        graph_outputs = [tensor("output", ["N", "T", D * H] if lstm.batch_first
+                                else ["T", "N", D * H]),
+                         tensor("h_n", [D * L, "N", H]), tensor("c_n", [D * L, "N", H])]
     else:
-        last = node("Gather", [x, const("last_step", np.array(-1, np.int64))], ["last_step_output"],
-                    axis=0)                                                  # (N, H)
+        last = graph.node("Gather", [x, graph.const("last_step", np.array(-1, np.int64))],
+                          ["last_step_output"], axis=0)                       # (N, H)
         linear = regressor.linear
-        node("Gemm", [last, const("linear.weight", linear.weight.data),
-                      const("linear.bias", linear.bias.data)], ["prediction"], transB=1)
-        graph_outputs = [helper.make_tensor_value_info(
-            "prediction", elem, ["N", linear.out_features])]
+        graph.node("Gemm", [last, graph.const("linear.weight", linear.weight.data),
+                            graph.const("linear.bias", linear.bias.data)], ["prediction"],
+                   transB=1)                                                  # (N, output_size)
+        graph_outputs = [tensor("prediction", ["N", linear.out_features])]
 
-    graph = helper.make_graph(nodes, "npylstm", graph_inputs, graph_outputs, initializer=inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="npylstm")
+    model = helper.make_model(
+        helper.make_graph(graph.nodes, "npylstm", graph_inputs, graph_outputs,
+                          initializer=graph.initializers),
+        opset_imports=[helper.make_opsetid("", OPSET)], producer_name="npylstm")
     model.ir_version = IR_VERSION
     helper.set_model_props(model, {METADATA_KEY: json.dumps(_config(module))})
     onnx.checker.check_model(model)

@@ -293,7 +293,8 @@ def test_cli_options_reach_the_lstm(tmp_path):
     manifest = json.loads((tmp_path / "g" / "manifest.json").read_text())
     shapes = {e["name"]: tuple(e["shape"]) for e in manifest["arrays"]}
     assert shapes["input"] == (4, 3, 2) and shapes["lengths"] == (3,)
-    assert shapes["output"] == (4, 3, 6) and shapes["h_n"] == (4, 3, 3) and shapes["c_n"] == (4, 3, 5)
+    assert shapes["output"] == (4, 3, 6)
+    assert shapes["h_n"] == (4, 3, 3) and shapes["c_n"] == (4, 3, 5)
     assert shapes["weight_ih_l1_reverse"] == (20, 6) and shapes["weight_hr_l1"] == (3, 5)
     assert shapes["weight_co_l1_reverse"] == (5,)
     assert {e["dtype"] for e in manifest["arrays"] if e["name"] != "lengths"} == {"float32"}

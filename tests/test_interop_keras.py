@@ -47,7 +47,7 @@ def keras_stack(lstm):
 
 
 def run_keras(layers, x):
-    """Run the stacked Keras layers on x (N, T, I) -> output, [h, c of every layer and direction]."""
+    """Run stacked Keras layers on x (N, T, I) -> output, [h, c of each layer and direction]."""
     states, y = [], x
     for layer in layers:
         y, *layer_states = layer(y)
@@ -78,7 +78,7 @@ def test_keras_with_to_keras_weights_gives_npylstm_outputs(options):
 
     out, (h_n, c_n) = lstm(x)
     assert_near("output", k_out, out)
-    for j in range(h_n.shape[0]):                         # torch's row j = layer j // D, direction j % D
+    for j in range(h_n.shape[0]):                   # torch's row j: layer j // D, direction j % D
         assert_near(f"h_n[{j}]", k_states[2 * j], h_n[j])
         assert_near(f"c_n[{j}]", k_states[2 * j + 1], c_n[j])
 
@@ -97,7 +97,8 @@ def test_from_keras_of_to_keras_gives_the_same_lstm(options):
         if name.startswith("weight"):
             assert np.array_equal(getattr(back, name).data, p.data), f"{name} changed on the way"
     if lstm.bias:      # Keras keeps the sum only: it comes back as bias_ih, with bias_hh zero
-        np.testing.assert_array_equal(back.bias_ih_l0.data, lstm.bias_ih_l0.data + lstm.bias_hh_l0.data)
+        np.testing.assert_array_equal(back.bias_ih_l0.data,
+                                      lstm.bias_ih_l0.data + lstm.bias_hh_l0.data)
         np.testing.assert_array_equal(back.bias_hh_l0.data, 0)
 
 
