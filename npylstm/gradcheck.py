@@ -19,8 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .module import no_grad
-
 
 @dataclass
 class GradcheckResult:
@@ -56,8 +54,7 @@ def gradcheck(forward, backward, inputs, *, eps=1e-6, seed=0):
 
     Inputs:
     - forward: callable() -> an array or a (nested) tuple of arrays. It must
-      read the arrays of ``inputs``, which the check perturbs in place. The
-      perturbed calls run under ``npylstm.no_grad()``, the first one does not.
+      read the arrays of ``inputs``, which the check perturbs in place.
     - backward: callable(grad_outputs) -> dict name -> analytic gradient,
       where grad_outputs has the structure of forward's result
     - inputs: dict name -> float64 ndarray, the arrays to check
@@ -76,8 +73,7 @@ def gradcheck(forward, backward, inputs, *, eps=1e-6, seed=0):
     analytic = backward(_unflatten_like(outputs, upstream))
 
     def loss():
-        with no_grad():                  # forward only: npylstm builds no BPTT cache
-            return sum(float(np.sum(g * a)) for g, a in zip(upstream, _flatten(forward())))
+        return sum(float(np.sum(g * a)) for g, a in zip(upstream, _flatten(forward())))
 
     results = []
     for name, array in inputs.items():
