@@ -162,9 +162,10 @@ def _sigmoid_of_half(z):
     z += 0.5
 
 
-def _clip(z, bound, keep):
-    """In place: clip z to [-bound, bound]; keep (bool) records where z was inside."""
-    np.less_equal(np.abs(z), bound, out=keep)
+def _clip(z, bound, keep, scratch):
+    """In place: clip z to [-bound, bound]; keep (bool) records where z was
+    inside. scratch: an array shaped like z."""
+    np.less_equal(np.abs(z, out=scratch), bound, out=keep)
     np.clip(z, -bound, bound, out=z)
 
 
@@ -185,8 +186,8 @@ def _variant_step_forward(z, c_prev, c, act_c, v, keep, tmp):
         z_if_3d = z_if.reshape(2, H, -1)                         # a view: (i, f) x (H, n)
         z_if_3d += np.multiply(v.w_if_half, c_prev, out=tmp.reshape(2, H, -1))
     if v.clip is not None:
-        _clip(z_if, 0.5 * v.clip, keep[:2 * H])                   # eq. 36, after the peepholes
-        _clip(z_g, v.clip, keep[3 * H:])
+        _clip(z_if, 0.5 * v.clip, keep[:2 * H], tmp)             # eq. 36, after the peepholes
+        _clip(z_g, v.clip, keep[3 * H:], tmp[:H])
     _sigmoid_of_half(z_if)
     i, f, g = z[:H], z[H:2 * H], z_g
     if v.input_forget:
@@ -206,7 +207,7 @@ def _variant_step_forward(z, c_prev, c, act_c, v, keep, tmp):
     if v.peephole:
         z_o += np.multiply(v.w_co_half, c, out=tmp[:H])          # z_o += w_co * c, the new cell (eq. 35)
     if v.clip is not None:
-        _clip(z_o, 0.5 * v.clip, keep[2 * H:3 * H])
+        _clip(z_o, 0.5 * v.clip, keep[2 * H:3 * H], tmp[:H])
     _sigmoid_of_half(z_o)
     if "output_gate" in v.ablate:
         z_o.fill(1)
