@@ -38,13 +38,17 @@ VARIANTS = {
 }
 
 
-def worker(options, shape, repeats, threads):
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def worker(options, shape, repeats, threads, path):
     """Time forward+backward of one LSTM in this process; print one JSON line."""
     from threadpoolctl import threadpool_info, threadpool_limits
     if threads:
         threadpool_limits(threads, user_api="blas")
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    sys.path.insert(0, path)
     import npylstm
+    assert os.path.dirname(os.path.dirname(os.path.abspath(npylstm.__file__))) == os.path.abspath(path)
     T, N, I, H = shape
     lstm = npylstm.LSTM(I, H, dtype=np.float32, rng=0, **options)
     rng = np.random.default_rng(1)
@@ -64,8 +68,8 @@ def worker(options, shape, repeats, threads):
     print(json.dumps(dict(cpu=float(np.median(cpu)), wall=float(np.median(wall)), blas=blas)))
 
 
-def measure(options, args):
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(options),
+def measure(options, args, path=HERE):
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(options), "--path", path,
            "--repeats", str(args.repeats), "--threads", str(args.threads),
            "--shape", *map(str, args.shape)]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -78,19 +82,25 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (0: the BLAS default)")
     parser.add_argument("--shape", type=int, nargs=4, default=[40, 450, 1, 100], metavar=("T", "N", "I", "H"))
     parser.add_argument("--only", nargs="*", help="names of VARIANTS to run (default: all)")
+    parser.add_argument("--before", metavar="DIR", help="compare the default path with npylstm in DIR")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--path", default=HERE, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
-        return worker(json.loads(args.worker), args.shape, args.repeats, args.threads)
+        return worker(json.loads(args.worker), args.shape, args.repeats, args.threads, args.path)
 
     names = args.only or list(VARIANTS)
+    if args.before:
+        names = [f"this checkout's default, vs {args.before}"]
     ratios = {(kind, name): [] for kind in ("cpu", "wall") for name in names}
     times = {(kind, name): [] for kind in ("cpu", "wall") for name in ["default"] + names}
     blas = None
     for r in range(args.rounds):
         for name in names:
-            base = measure({}, args)
-            var = measure(VARIANTS[name], args)
+            if args.before:
+                base, var = measure({}, args, args.before), measure({}, args)
+            else:
+                base, var = measure({}, args), measure(VARIANTS[name], args)
             blas = base["blas"]
             for kind in ("cpu", "wall"):
                 times[kind, "default"].append(base[kind])
