@@ -348,3 +348,15 @@ def test_variant_options_are_keyword_only_and_shown_in_repr():
     assert lstm.clip == 2.0 and lstm.ablate == ("output_activation",)
     assert repr(lstm) == ("LSTM(2, 3, peephole=True, input_forget=True, clip=2.0, "
                           "ablate=('output_activation',))")
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_no_grad_gives_the_same_values(name):
+    lstm, x, hx, lengths = make_case(VARIANTS[name])
+    out, (h_n, c_n) = lstm(x, hx, lengths)
+    with npylstm.no_grad():
+        out_ng, (h_ng, c_ng) = lstm(x, hx, lengths)
+    for what, a, b in [("output", out_ng, out), ("h_n", h_ng, h_n), ("c_n", c_ng, c_n)]:
+        assert np.allclose(a, b, rtol=0, atol=1e-14), f"{name}: no_grad {what} differs"
+    with pytest.raises(RuntimeError, match="no_grad"):
+        lstm.backward(np.ones_like(out))
