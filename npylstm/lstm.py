@@ -25,11 +25,29 @@ class LSTM(Module):
 
     ``rng`` (None, an int seed or a np.random.Generator) draws the initial
     values and the dropout masks.
+
+    The variants (docs/lstm.md, section 11), keyword-only:
+
+    - peephole: add the parameters weight_ci_l{k}, weight_cf_l{k},
+      weight_co_l{k} (H,) after the other ones of each layer and direction;
+      z_i += w_ci * c_prev, z_f += w_cf * c_prev, z_o += w_co * c
+    - input_forget: f = 1 - i (CIFG)
+    - clip: clip every gate pre-activation to [-clip, clip]
+    - ablate: names from ``npylstm.functional.variant.ABLATIONS``; a gate is
+      fixed at 1 ("input_gate", "forget_gate", "output_gate") or an
+      activation becomes the identity ("input_activation": g = z_g,
+      "output_activation": h = o * c)
+
+    Parameter shapes never change; rows a variant does not use get a zero
+    gradient.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, rng=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, rng=None,
+                 peephole=False, input_forget=False, clip=None, ablate=()):
         super().__init__()
+        self.input_forget, self.clip, self.ablate = F.check_variant(input_forget, clip, ablate)
+        self.peephole = bool(peephole)
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
@@ -57,6 +75,8 @@ class LSTM(Module):
                     shapes += [("bias_ih", (4 * H,)), ("bias_hh", (4 * H,))]
                 if P:
                     shapes += [("weight_hr", (P, H))]
+                if self.peephole:
+                    shapes += [("weight_ci", (H,)), ("weight_cf", (H,)), ("weight_co", (H,))]
                 for name, shape in shapes:
                     setattr(self, f"{name}_l{k}{suffix}",
                             Parameter(uniform(self._rng, bound, shape, self.dtype)))
@@ -67,7 +87,9 @@ class LSTM(Module):
         extra = "".join(f", {k}={v}" for k, v, default in [
             ("num_layers", self.num_layers, 1), ("bias", self.bias, True),
             ("batch_first", self.batch_first, False), ("dropout", self.dropout, 0.0),
-            ("bidirectional", self.bidirectional, False), ("proj_size", self.proj_size, 0)]
+            ("bidirectional", self.bidirectional, False), ("proj_size", self.proj_size, 0),
+            ("peephole", self.peephole, False), ("input_forget", self.input_forget, False),
+            ("clip", self.clip, None), ("ablate", self.ablate, ())]
             if v != default)
         return f"LSTM({self.input_size}, {self.hidden_size}{extra})"
 
@@ -83,8 +105,13 @@ class LSTM(Module):
         """The arrays of layer k, direction d, as keyword arguments of the layer functions."""
         suffix = f"_l{k}" + ("_reverse" if d else "")
         get = lambda name: getattr(self, name + suffix).data if hasattr(self, name + suffix) else None
-        return dict(weight_ih=get("weight_ih"), weight_hh=get("weight_hh"), bias_ih=get("bias_ih"),
-                    bias_hh=get("bias_hh"), weight_hr=get("weight_hr"))
+        weights = dict(weight_ih=get("weight_ih"), weight_hh=get("weight_hh"), bias_ih=get("bias_ih"),
+                       bias_hh=get("bias_hh"), weight_hr=get("weight_hr"))
+        if self.peephole or self.input_forget or self.clip is not None or self.ablate:
+            weights.update(peephole=(get("weight_ci"), get("weight_cf"), get("weight_co"))
+                           if self.peephole else None,
+                           input_forget=self.input_forget, clip=self.clip, ablate=self.ablate)
+        return weights
 
     def _state_shapes(self, N, unbatched):
         DL, Hout, H = self._D * self.num_layers, self._Hout, self.hidden_size
