@@ -31,12 +31,21 @@ def _one_sequence(lstm, x):
                      f"{batched.format(I=I)}, got {x.shape}")
 
 
+def cell_weights(lstm):
+    """Layer 0, forward direction, as keyword arguments of ``functional.cell.lstm_cell_forward``.
+
+    The weights and, for a variant LSTM, its options (peephole vectors,
+    input_forget, clip, ablate): exactly what the layer itself runs.
+    """
+    return lstm._weights(0, 0)
+
+
 def record_gates(lstm, x, hx=None):
     """Gate activations and states of layer 0, forward direction, at every step.
 
     Inputs:
-    - lstm: an npylstm.LSTM (any options; only layer 0's forward direction,
-      parameters ``*_l0``, is recorded)
+    - lstm: an npylstm.LSTM (any options, variants included; only layer 0's
+      forward direction, parameters ``*_l0``, is recorded; an ablated gate is 1)
     - x: one sequence, (T, I) or (T, 1, I) ((1, T, I) with batch_first)
     - hx: None (zeros) or (h_0, c_0) as the LSTM takes them for this input,
       (D*L, Hout) and (D*L, H), or with a batch axis of 1; entry 0 is used
@@ -56,33 +65,55 @@ def record_gates(lstm, x, hx=None):
     else:
         h = np.asarray(hx[0], dtype=lstm.dtype)[0].reshape(1, Hout)
         c = np.asarray(hx[1], dtype=lstm.dtype)[0].reshape(1, H)
-    weights = dict(weight_ih=lstm.weight_ih_l0.data, weight_hh=lstm.weight_hh_l0.data)
-    if lstm.bias:
-        weights.update(bias_ih=lstm.bias_ih_l0.data, bias_hh=lstm.bias_hh_l0.data)
-    if lstm.proj_size:
-        weights.update(weight_hr=lstm.weight_hr_l0.data)
-
+    weights = cell_weights(lstm)
     record = {name: np.empty((T, H), lstm.dtype) for name in GATE_NAMES + ("c",)}
     record["h"] = np.empty((T, Hout), lstm.dtype)
     for t in range(T):
         h, c, cache = lstm_cell_forward(x[t:t + 1], h, c, **weights)   # eq. 1-7, N = 1
         i, f, g, o = cache[3:7]                                        # (1, H) each
         for name, value in zip(GATE_NAMES + ("c", "h"), (i, f, g, o, c, h)):
-            record[name][t] = value[0]
+            record[name][t] = np.broadcast_to(value, (1, record[name].shape[1]))[0]
     return record
 
 
-def plot_gates(lstm, x, path, hx=None, title=None):
-    """Draw heatmaps of i, f, g, o and c over time into a PNG file.
+def order_by_change(record, steps):
+    """Hidden units sorted by how much of a change at ``steps`` their cell state keeps.
 
-    One panel per quantity: time step on the x axis, hidden unit on the y
-    axis, with a colorbar. Gates i, f, o share the range [0, 1], g has
-    [-1, 1], c a range symmetric around 0.
+    For each marked step t, a unit's held change is |c_u - c_{t-1}|, where u
+    is the step before the next marked step (or the last step), c_{-1} = 0:
+    a unit that stores the marked value jumps at the mark and holds it, while
+    a unit that merely reacts to the mark falls back and scores low. Units
+    are scored by the sum over the marked steps; with no steps, by the total
+    change sum_t |c_t - c_{t-1}|. Returns (H,) unit indices, the highest first.
+    """
+    c = record["c"]
+    c_prev = np.vstack([np.zeros((1, c.shape[1]), c.dtype), c[:-1]])        # c_{t-1}, (T, H)
+    if steps is None or not len(steps):
+        score = np.abs(c - c_prev).sum(axis=0)
+    else:
+        steps = np.sort(np.asarray(steps))
+        until = np.append(steps[1:], c.shape[0]) - 1                       # (K,)
+        score = np.abs(c[until] - c_prev[steps]).sum(axis=0)
+    return np.argsort(-score, kind="stable")
+
+
+def plot_gates(lstm, x, path, hx=None, title=None, *, input_names=None, marked_steps=None):
+    """Draw the input, then heatmaps of i, f, g, o and c over time, into a PNG file.
+
+    The top panel shows the input channels. Below, one heatmap per quantity:
+    time step on the x axis, hidden unit on the y axis, with a colorbar.
+    Gates i, f, o share the range [0, 1], g has [-1, 1], c a range symmetric
+    around 0. The units are sorted by how much of the change at the marked
+    steps their cell state holds (``order_by_change``; by the total change
+    if no steps are given), the highest at the top, and the marked steps are
+    drawn as triangles.
 
     Inputs:
     - lstm, x, hx: as for ``record_gates``
     - path: file to write (str or pathlib.Path); missing folders are created
     - title: optional title of the figure
+    - input_names: optional names of the I input channels
+    - marked_steps: optional step indices to mark, e.g. the adding problem's marks
 
     Returns:
     - the path written, as a pathlib.Path
@@ -95,27 +126,54 @@ def plot_gates(lstm, x, path, hx=None, title=None):
     from matplotlib.figure import Figure
 
     record = record_gates(lstm, x, hx)
+    inputs = _one_sequence(lstm, x)                                # (T, I)
     T, H = record["c"].shape
+    order = order_by_change(record, marked_steps)[::-1]            # most change at the top row
     c_max = max(float(np.max(np.abs(record["c"]))), 1e-12)
+    g_label = "candidate g = tanh(z_g)"
     panels = [
-        ("i", "input gate i = sigmoid(z_i)", "viridis", 0.0, 1.0),
-        ("f", "forget gate f = sigmoid(z_f)", "viridis", 0.0, 1.0),
-        ("g", "candidate g = tanh(z_g)", "RdBu_r", -1.0, 1.0),
-        ("o", "output gate o = sigmoid(z_o)", "viridis", 0.0, 1.0),
+        ("i", "input gate i", "viridis", 0.0, 1.0),
+        ("f", "forget gate f", "viridis", 0.0, 1.0),
+        ("g", g_label, "RdBu_r", -1.0, 1.0),
+        ("o", "output gate o", "viridis", 0.0, 1.0),
         ("c", "cell state c = f * c_prev + i * g", "RdBu_r", -c_max, c_max),
     ]
-    fig = Figure(figsize=(10, 2.1 * len(panels) + 0.6), layout="constrained")
+    fig = Figure(figsize=(10, 1.9 * len(panels) + 2.2), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(panels), 1, sharex=True)
-    for ax, (name, label, cmap, vmin, vmax) in zip(axes, panels):
-        image = ax.imshow(record[name].T, aspect="auto", origin="lower", interpolation="nearest",
-                          cmap=cmap, vmin=vmin, vmax=vmax, extent=(-0.5, T - 0.5, -0.5, H - 0.5))
+    axes = fig.subplots(len(panels) + 1, 1, sharex=True,
+                        gridspec_kw=dict(height_ratios=[0.7] + [1] * len(panels)))
+    top = axes[0]
+    names = input_names or [f"x[{k}]" for k in range(inputs.shape[1])]
+    for k, name in enumerate(names):
+        top.step(np.arange(T), inputs[:, k], where="mid", linewidth=1.2, label=name)
+    top.set_title("input", fontsize=10, loc="right")
+    top.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(names), fontsize="small",
+               frameon=False)
+    top.grid(True, alpha=0.3)
+    sorted_label = ("unit, sorted by\n|change of c|" if marked_steps is None
+                    else "unit, sorted by\nchange of c held\nafter the marks")
+    for ax, (name, label, cmap, vmin, vmax) in zip(axes[1:], panels):
+        image = ax.imshow(record[name][:, order].T, aspect="auto", origin="lower",
+                          interpolation="nearest", cmap=cmap, vmin=vmin, vmax=vmax,
+                          extent=(-0.5, T - 0.5, -0.5, H - 0.5))
         ax.set_title(label, fontsize=10)
-        ax.set_ylabel("hidden unit")
+        ax.set_ylabel(sorted_label, fontsize=8)
+        ticks = np.arange(H) if H <= 12 else np.linspace(0, H - 1, 5).round().astype(int)
+        ax.set_yticks(ticks, [str(order[t]) for t in ticks], fontsize=7)
         fig.colorbar(image, ax=ax, pad=0.01)
-    axes[-1].set_xlabel("time step t")
-    fig.suptitle(title or f"Inside layer 0 of {lstm!r}: gates and cell state over {T} steps")
+    if marked_steps is not None:
+        # A line through the input, a small triangle above each heatmap: a
+        # line across the heatmaps would hide the very steps it marks.
+        for t in marked_steps:
+            top.axvline(t, color="black", linestyle=":", linewidth=1.0)
+            for ax in axes[1:]:
+                ax.plot(t, 1.0, marker="v", markersize=5, color="black",
+                        transform=ax.get_xaxis_transform(), clip_on=False)
+    axes[-1].set_xlabel("time step t" + ("" if marked_steps is None else
+                                         " (triangles: marked steps)"))
+    fig.suptitle(title or f"Inside layer 0 of {lstm!r}: gates and cell state over {T} steps",
+                 fontsize=11)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     return path

@@ -11,7 +11,8 @@ Hout = P or H, D = 2 if bidirectional else 1, L = num_layers.
 import numpy as np
 
 from . import functional as F
-from .module import Module, Parameter, check_dtype, check_shape, check_size, uniform
+from .module import (NO_CACHE, Module, Parameter, as_pair, as_real, check_dtype, check_shape,
+                     check_size, is_grad_enabled, uniform)
 
 
 class LSTM(Module):
@@ -147,7 +148,7 @@ class LSTM(Module):
           layer's hidden state at every step, zero past each length
         - (h_n, c_n): (D*L, N, Hout), (D*L, N, H), each sequence's final state
         """
-        x = np.asarray(input, dtype=self.dtype)
+        x = as_real("LSTM", "input", input, self.dtype)
         I = self.input_size
         if x.ndim == 2:
             check_shape("LSTM", "unbatched input", x, ("T", I))
@@ -166,8 +167,9 @@ class LSTM(Module):
         if hx is None:
             h0, c0 = np.zeros(h_shape, self.dtype), np.zeros(c_shape, self.dtype)
         else:
-            h0 = check_shape("LSTM", "h_0", np.asarray(hx[0], dtype=self.dtype), h_shape)
-            c0 = check_shape("LSTM", "c_0", np.asarray(hx[1], dtype=self.dtype), c_shape)
+            h0, c0 = as_pair("LSTM", hx)
+            h0 = check_shape("LSTM", "h_0", as_real("LSTM", "h_0", h0, self.dtype), h_shape)
+            c0 = check_shape("LSTM", "c_0", as_real("LSTM", "c_0", c0, self.dtype), c_shape)
         if unbatched:
             h0, c0 = h0[:, None, :], c0[:, None, :]                # (D*L, 1, Hout), (D*L, 1, H)
 
@@ -182,6 +184,7 @@ class LSTM(Module):
         h_n = np.empty((D * L,) + h0.shape[1:], self.dtype)
         c_n = np.empty((D * L,) + c0.shape[1:], self.dtype)
         caches, masks = [], []
+        grad = is_grad_enabled()                                   # False under no_grad()
         layer_input = x
         for k in range(L):
             # Both directions write straight into their half of one (T, N, D*Hout)
@@ -191,7 +194,7 @@ class LSTM(Module):
                 j = k * D + d
                 out, h_n[j], c_n[j], cache = F.lstm_layer_forward(
                     layer_input, h0[j], c0[j], **self._weights(k, d), reverse=bool(d),
-                    batch_sizes=batch_sizes, workspace=self._workspaces[j],
+                    batch_sizes=batch_sizes, workspace=self._workspaces[j], keep_cache=grad,
                     out=None if D == 1 else layer_output[:, :, d * Hout:(d + 1) * Hout])
                 caches.append(cache)
             if D == 1:
@@ -207,8 +210,9 @@ class LSTM(Module):
         if order is not None:
             inverse = np.argsort(order)
             output, h_n, c_n = output[:, inverse], h_n[:, inverse], c_n[:, inverse]
-        self._cache = dict(caches=caches, masks=masks, order=order, unbatched=unbatched,
-                           T=T, N=N, h_shape=h_shape, c_shape=c_shape)
+        self._cache = NO_CACHE if not grad else dict(
+            caches=caches, masks=masks, order=order, unbatched=unbatched,
+            T=T, N=N, h_shape=h_shape, c_shape=c_shape)
         if unbatched:
             return output[:, 0], (h_n[:, 0], c_n[:, 0])
         if self.batch_first:
@@ -236,9 +240,7 @@ class LSTM(Module):
         - (grad_h0, grad_c0): shaped like h_0 and c_0
         Parameter gradients are added to each ``p.grad``.
         """
-        cache = self._cache
-        if cache is None:
-            raise RuntimeError("LSTM.backward called before forward")
+        cache = self._saved_cache()
         T, N, D, L, Hout = cache["T"], cache["N"], self._D, self.num_layers, self._Hout
         unbatched, order = cache["unbatched"], cache["order"]
         if unbatched:
