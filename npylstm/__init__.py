@@ -2,6 +2,7 @@
 
 Modules (torch.nn-shaped, with hand-written backward):
     Parameter, Module, LSTM, LSTMCell, Linear, MSELoss
+    no_grad (inference: forwards keep no cache)
 Optimisation:
     Adam, SGD, clip_grad_norm_
 The math, as pure functions with explicit caches:
@@ -22,12 +23,12 @@ from .linear import Linear
 from .loss import MSELoss
 from .lstm import LSTM
 from .lstm_cell import LSTMCell
-from .module import Module, Parameter
+from .module import Module, Parameter, is_grad_enabled, no_grad
 from .optim import SGD, Adam
 
 __version__ = "0.1.0"
 
-__all__ = ["Parameter", "Module", "LSTM", "LSTMCell", "Linear", "MSELoss",
+__all__ = ["Parameter", "Module", "LSTM", "LSTMCell", "Linear", "MSELoss", "no_grad", "is_grad_enabled",
            "Adam", "SGD", "clip_grad_norm_", "functional", "data", "model"]
 
 # Loaded on first use: importing them here would make ``python -m npylstm.train``

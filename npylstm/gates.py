@@ -72,17 +72,35 @@ def record_gates(lstm, x, hx=None):
     return record
 
 
-def plot_gates(lstm, x, path, hx=None, title=None):
-    """Draw heatmaps of i, f, g, o and c over time into a PNG file.
+def order_by_change(record, steps):
+    """Hidden units sorted by how much their cell state changes at ``steps``, most first.
 
-    One panel per quantity: time step on the x axis, hidden unit on the y
-    axis, with a colorbar. Gates i, f, o share the range [0, 1], g has
-    [-1, 1], c a range symmetric around 0.
+    The change of unit j is sum over t in steps of |c_t[j] - c_{t-1}[j]| (c_{-1} = 0).
+    With no steps, all steps count. Returns (H,) unit indices.
+    """
+    c = record["c"]
+    change = np.abs(np.diff(c, axis=0, prepend=np.zeros((1, c.shape[1]), c.dtype)))
+    if steps is not None and len(steps):
+        change = change[np.asarray(steps)]
+    return np.argsort(-change.sum(axis=0), kind="stable")
+
+
+def plot_gates(lstm, x, path, hx=None, title=None, *, input_names=None, marked_steps=None):
+    """Draw the input, then heatmaps of i, f, g, o and c over time, into a PNG file.
+
+    The top panel shows the input channels. Below, one heatmap per quantity:
+    time step on the x axis, hidden unit on the y axis, with a colorbar.
+    Gates i, f, o share the range [0, 1], g has [-1, 1], c a range symmetric
+    around 0. The units are sorted by how much their cell state changes at
+    the marked steps (all steps if none are given), the unit that changes
+    most at the top, and the marked steps are drawn as dotted lines.
 
     Inputs:
     - lstm, x, hx: as for ``record_gates``
     - path: file to write (str or pathlib.Path); missing folders are created
     - title: optional title of the figure
+    - input_names: optional names of the I input channels
+    - marked_steps: optional step indices to mark, e.g. the adding problem's marks
 
     Returns:
     - the path written, as a pathlib.Path
@@ -95,27 +113,53 @@ def plot_gates(lstm, x, path, hx=None, title=None):
     from matplotlib.figure import Figure
 
     record = record_gates(lstm, x, hx)
+    inputs = _one_sequence(lstm, x)                                # (T, I)
     T, H = record["c"].shape
+    order = order_by_change(record, marked_steps)[::-1]            # most change at the top row
     c_max = max(float(np.max(np.abs(record["c"]))), 1e-12)
+    g_label = "candidate g = tanh(z_g)"
     panels = [
-        ("i", "input gate i = sigmoid(z_i)", "viridis", 0.0, 1.0),
-        ("f", "forget gate f = sigmoid(z_f)", "viridis", 0.0, 1.0),
-        ("g", "candidate g = tanh(z_g)", "RdBu_r", -1.0, 1.0),
-        ("o", "output gate o = sigmoid(z_o)", "viridis", 0.0, 1.0),
+        ("i", "input gate i", "viridis", 0.0, 1.0),
+        ("f", "forget gate f", "viridis", 0.0, 1.0),
+        ("g", g_label, "RdBu_r", -1.0, 1.0),
+        ("o", "output gate o", "viridis", 0.0, 1.0),
         ("c", "cell state c = f * c_prev + i * g", "RdBu_r", -c_max, c_max),
     ]
-    fig = Figure(figsize=(10, 2.1 * len(panels) + 0.6), layout="constrained")
+    fig = Figure(figsize=(10, 1.9 * len(panels) + 2.2), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(panels), 1, sharex=True)
-    for ax, (name, label, cmap, vmin, vmax) in zip(axes, panels):
-        image = ax.imshow(record[name].T, aspect="auto", origin="lower", interpolation="nearest",
-                          cmap=cmap, vmin=vmin, vmax=vmax, extent=(-0.5, T - 0.5, -0.5, H - 0.5))
+    axes = fig.subplots(len(panels) + 1, 1, sharex=True,
+                        gridspec_kw=dict(height_ratios=[0.7] + [1] * len(panels)))
+    top = axes[0]
+    names = input_names or [f"x[{k}]" for k in range(inputs.shape[1])]
+    for k, name in enumerate(names):
+        top.step(np.arange(T), inputs[:, k], where="mid", linewidth=1.2, label=name)
+    top.set_title("input", fontsize=10, loc="right")
+    top.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(names), fontsize="small",
+               frameon=False)
+    top.grid(True, alpha=0.3)
+    sorted_label = "unit (sorted)" if marked_steps is None else "unit, sorted by\n|change of c| at marks"
+    for ax, (name, label, cmap, vmin, vmax) in zip(axes[1:], panels):
+        image = ax.imshow(record[name][:, order].T, aspect="auto", origin="lower",
+                          interpolation="nearest", cmap=cmap, vmin=vmin, vmax=vmax,
+                          extent=(-0.5, T - 0.5, -0.5, H - 0.5))
         ax.set_title(label, fontsize=10)
-        ax.set_ylabel("hidden unit")
+        ax.set_ylabel(sorted_label, fontsize=8)
+        ticks = np.arange(H) if H <= 12 else np.linspace(0, H - 1, 5).round().astype(int)
+        ax.set_yticks(ticks, [str(order[t]) for t in ticks], fontsize=7)
         fig.colorbar(image, ax=ax, pad=0.01)
-    axes[-1].set_xlabel("time step t")
-    fig.suptitle(title or f"Inside layer 0 of {lstm!r}: gates and cell state over {T} steps")
+    if marked_steps is not None:
+        # A line through the input, a small triangle above each heatmap: a
+        # line across the heatmaps would hide the very steps it marks.
+        for t in marked_steps:
+            top.axvline(t, color="black", linestyle=":", linewidth=1.0)
+            for ax in axes[1:]:
+                ax.plot(t, 1.0, marker="v", markersize=5, color="black",
+                        transform=ax.get_xaxis_transform(), clip_on=False)
+    axes[-1].set_xlabel("time step t" + ("" if marked_steps is None else
+                                         " (triangles: marked steps)"))
+    fig.suptitle(title or f"Inside layer 0 of {lstm!r}: gates and cell state over {T} steps",
+                 fontsize=11)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=80)
     return path

@@ -2,7 +2,8 @@
 import numpy as np
 
 from . import functional as F
-from .module import Module, Parameter, check_dtype, check_shape, check_size, uniform
+from .module import (NO_CACHE, Module, Parameter, as_real, check_dtype, check_shape, check_size,
+                     is_grad_enabled, uniform)
 
 
 class Linear(Module):
@@ -27,22 +28,22 @@ class Linear(Module):
 
     def forward(self, x):
         """x: (..., in_features) -> y: (..., out_features)."""
-        x = np.asarray(x, dtype=self.dtype)
+        x = as_real("Linear", "input", x, self.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear: expected input of shape (..., {self.in_features}), "
                              f"got {x.shape}")
-        y, self._cache = F.linear_forward(x, self.weight.data,
-                                          None if self.bias is None else self.bias.data)
+        y, cache = F.linear_forward(x, self.weight.data,
+                                    None if self.bias is None else self.bias.data)
+        self._cache = cache if is_grad_enabled() else NO_CACHE
         return y
 
     def backward(self, grad_y):
         """grad_y: (..., out_features) -> grad_x: (..., in_features); adds to p.grad."""
-        if self._cache is None:
-            raise RuntimeError("Linear.backward called before forward")
-        x = self._cache[0]
-        grad_y = np.asarray(grad_y, dtype=self.dtype)
+        cache = self._saved_cache()
+        x = cache[0]
+        grad_y = as_real("Linear.backward", "grad_y", grad_y, self.dtype)
         check_shape("Linear.backward", "grad_y", grad_y, x.shape[:-1] + (self.out_features,))
-        grad_x, grads = F.linear_backward(grad_y, self._cache)
+        grad_x, grads = F.linear_backward(grad_y, cache)
         self.weight.grad += grads["weight"]
         if self.bias is not None:
             self.bias.grad += grads["bias"]

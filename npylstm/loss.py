@@ -3,7 +3,7 @@ import numpy as np
 
 from . import functional as F
 from .functional.loss import REDUCTIONS
-from .module import Module
+from .module import NO_CACHE, Module, is_grad_enabled
 
 
 class MSELoss(Module):
@@ -27,21 +27,25 @@ class MSELoss(Module):
     def forward(self, input, target):
         """input, target: one shape S -> 0-d array ("mean", "sum") or S ("none")."""
         input, target = np.asarray(input), np.asarray(target)
+        for name, array in (("input", input), ("target", target)):
+            if array.dtype.kind == "c":
+                raise ValueError(f"MSELoss: expected a real {name}, got complex values of "
+                                 f"dtype {array.dtype}")
         if input.shape != target.shape:
             raise ValueError(f"MSELoss: input and target must have the same shape, got input "
                              f"{input.shape} and target {target.shape}")
         dtype = np.result_type(input, target, np.float32)
-        loss, self._cache = F.mse_forward(input.astype(dtype, copy=False),
-                                          target.astype(dtype, copy=False), self.reduction)
+        loss, cache = F.mse_forward(input.astype(dtype, copy=False),
+                                    target.astype(dtype, copy=False), self.reduction)
+        self._cache = cache if is_grad_enabled() else NO_CACHE
         return loss
 
     def backward(self, grad=None):
         """Gradient with respect to input, shaped like input; grad defaults to 1."""
-        if self._cache is None:
-            raise RuntimeError("MSELoss.backward called before forward")
-        diff = self._cache[0]
+        cache = self._saved_cache()
+        diff = cache[0]
         expected = diff.shape if self.reduction == "none" else ()
         grad = np.ones(expected, diff.dtype) if grad is None else np.asarray(grad, dtype=diff.dtype)
         if grad.shape != expected:
             raise ValueError(f"MSELoss.backward: expected grad of shape {expected}, got {grad.shape}")
-        return F.mse_backward(grad, self._cache)
+        return F.mse_backward(grad, cache)

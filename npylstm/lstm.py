@@ -11,7 +11,8 @@ Hout = P or H, D = 2 if bidirectional else 1, L = num_layers.
 import numpy as np
 
 from . import functional as F
-from .module import Module, Parameter, check_dtype, check_shape, check_size, uniform
+from .module import (NO_CACHE, Module, Parameter, as_pair, as_real, check_dtype, check_shape,
+                     check_size, is_grad_enabled, uniform)
 
 
 class LSTM(Module):
@@ -24,11 +25,29 @@ class LSTM(Module):
 
     ``rng`` (None, an int seed or a np.random.Generator) draws the initial
     values and the dropout masks.
+
+    The variants (docs/lstm.md, section 11), keyword-only:
+
+    - peephole: add the parameters weight_ci_l{k}, weight_cf_l{k},
+      weight_co_l{k} (H,) after the other ones of each layer and direction;
+      z_i += w_ci * c_prev, z_f += w_cf * c_prev, z_o += w_co * c
+    - input_forget: f = 1 - i (CIFG)
+    - clip: clip every gate pre-activation to [-clip, clip]
+    - ablate: names from ``npylstm.functional.variant.ABLATIONS``; a gate is
+      fixed at 1 ("input_gate", "forget_gate", "output_gate") or an
+      activation becomes the identity ("input_activation": g = z_g,
+      "output_activation": h = o * c)
+
+    Parameter shapes never change; rows a variant does not use get a zero
+    gradient.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, rng=None):
+                 dropout=0.0, bidirectional=False, proj_size=0, *, dtype=np.float32, rng=None,
+                 peephole=False, input_forget=False, clip=None, ablate=()):
         super().__init__()
+        self.input_forget, self.clip, self.ablate = F.check_variant(input_forget, clip, ablate)
+        self.peephole = bool(peephole)
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
@@ -56,6 +75,8 @@ class LSTM(Module):
                     shapes += [("bias_ih", (4 * H,)), ("bias_hh", (4 * H,))]
                 if P:
                     shapes += [("weight_hr", (P, H))]
+                if self.peephole:
+                    shapes += [("weight_ci", (H,)), ("weight_cf", (H,)), ("weight_co", (H,))]
                 for name, shape in shapes:
                     setattr(self, f"{name}_l{k}{suffix}",
                             Parameter(uniform(self._rng, bound, shape, self.dtype)))
@@ -66,7 +87,9 @@ class LSTM(Module):
         extra = "".join(f", {k}={v}" for k, v, default in [
             ("num_layers", self.num_layers, 1), ("bias", self.bias, True),
             ("batch_first", self.batch_first, False), ("dropout", self.dropout, 0.0),
-            ("bidirectional", self.bidirectional, False), ("proj_size", self.proj_size, 0)]
+            ("bidirectional", self.bidirectional, False), ("proj_size", self.proj_size, 0),
+            ("peephole", self.peephole, False), ("input_forget", self.input_forget, False),
+            ("clip", self.clip, None), ("ablate", self.ablate, ())]
             if v != default)
         return f"LSTM({self.input_size}, {self.hidden_size}{extra})"
 
@@ -82,8 +105,13 @@ class LSTM(Module):
         """The arrays of layer k, direction d, as keyword arguments of the layer functions."""
         suffix = f"_l{k}" + ("_reverse" if d else "")
         get = lambda name: getattr(self, name + suffix).data if hasattr(self, name + suffix) else None
-        return dict(weight_ih=get("weight_ih"), weight_hh=get("weight_hh"), bias_ih=get("bias_ih"),
-                    bias_hh=get("bias_hh"), weight_hr=get("weight_hr"))
+        weights = dict(weight_ih=get("weight_ih"), weight_hh=get("weight_hh"), bias_ih=get("bias_ih"),
+                       bias_hh=get("bias_hh"), weight_hr=get("weight_hr"))
+        if self.peephole or self.input_forget or self.clip is not None or self.ablate:
+            weights.update(peephole=(get("weight_ci"), get("weight_cf"), get("weight_co"))
+                           if self.peephole else None,
+                           input_forget=self.input_forget, clip=self.clip, ablate=self.ablate)
+        return weights
 
     def _state_shapes(self, N, unbatched):
         DL, Hout, H = self._D * self.num_layers, self._Hout, self.hidden_size
@@ -120,7 +148,7 @@ class LSTM(Module):
           layer's hidden state at every step, zero past each length
         - (h_n, c_n): (D*L, N, Hout), (D*L, N, H), each sequence's final state
         """
-        x = np.asarray(input, dtype=self.dtype)
+        x = as_real("LSTM", "input", input, self.dtype)
         I = self.input_size
         if x.ndim == 2:
             check_shape("LSTM", "unbatched input", x, ("T", I))
@@ -139,8 +167,9 @@ class LSTM(Module):
         if hx is None:
             h0, c0 = np.zeros(h_shape, self.dtype), np.zeros(c_shape, self.dtype)
         else:
-            h0 = check_shape("LSTM", "h_0", np.asarray(hx[0], dtype=self.dtype), h_shape)
-            c0 = check_shape("LSTM", "c_0", np.asarray(hx[1], dtype=self.dtype), c_shape)
+            h0, c0 = as_pair("LSTM", hx)
+            h0 = check_shape("LSTM", "h_0", as_real("LSTM", "h_0", h0, self.dtype), h_shape)
+            c0 = check_shape("LSTM", "c_0", as_real("LSTM", "c_0", c0, self.dtype), c_shape)
         if unbatched:
             h0, c0 = h0[:, None, :], c0[:, None, :]                # (D*L, 1, Hout), (D*L, 1, H)
 
@@ -155,6 +184,7 @@ class LSTM(Module):
         h_n = np.empty((D * L,) + h0.shape[1:], self.dtype)
         c_n = np.empty((D * L,) + c0.shape[1:], self.dtype)
         caches, masks = [], []
+        grad = is_grad_enabled()                                   # False under no_grad()
         layer_input = x
         for k in range(L):
             # Both directions write straight into their half of one (T, N, D*Hout)
@@ -164,7 +194,7 @@ class LSTM(Module):
                 j = k * D + d
                 out, h_n[j], c_n[j], cache = F.lstm_layer_forward(
                     layer_input, h0[j], c0[j], **self._weights(k, d), reverse=bool(d),
-                    batch_sizes=batch_sizes, workspace=self._workspaces[j],
+                    batch_sizes=batch_sizes, workspace=self._workspaces[j] if grad else None,
                     out=None if D == 1 else layer_output[:, :, d * Hout:(d + 1) * Hout])
                 caches.append(cache)
             if D == 1:
@@ -180,8 +210,9 @@ class LSTM(Module):
         if order is not None:
             inverse = np.argsort(order)
             output, h_n, c_n = output[:, inverse], h_n[:, inverse], c_n[:, inverse]
-        self._cache = dict(caches=caches, masks=masks, order=order, unbatched=unbatched,
-                           T=T, N=N, h_shape=h_shape, c_shape=c_shape)
+        self._cache = NO_CACHE if not grad else dict(
+            caches=caches, masks=masks, order=order, unbatched=unbatched,
+            T=T, N=N, h_shape=h_shape, c_shape=c_shape)
         if unbatched:
             return output[:, 0], (h_n[:, 0], c_n[:, 0])
         if self.batch_first:
@@ -209,9 +240,7 @@ class LSTM(Module):
         - (grad_h0, grad_c0): shaped like h_0 and c_0
         Parameter gradients are added to each ``p.grad``.
         """
-        cache = self._cache
-        if cache is None:
-            raise RuntimeError("LSTM.backward called before forward")
+        cache = self._saved_cache()
         T, N, D, L, Hout = cache["T"], cache["N"], self._D, self.num_layers, self._Hout
         unbatched, order = cache["unbatched"], cache["order"]
         if unbatched:

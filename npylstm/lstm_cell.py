@@ -5,7 +5,8 @@ Shapes: N batch, I input size, H hidden size.
 import numpy as np
 
 from . import functional as F
-from .module import Module, Parameter, check_dtype, check_shape, check_size, uniform
+from .module import (NO_CACHE, Module, Parameter, as_pair, as_real, check_dtype, check_shape,
+                     check_size, is_grad_enabled, uniform)
 
 
 class LSTMCell(Module):
@@ -41,7 +42,7 @@ class LSTMCell(Module):
         Returns:
         - h_1, c_1: (N, H), or (H,) unbatched
         """
-        x = np.asarray(input, dtype=self.dtype)
+        x = as_real("LSTMCell", "input", input, self.dtype)
         unbatched = x.ndim == 1
         check_shape("LSTMCell", "input", x, (self.input_size,) if unbatched else ("N", self.input_size))
         x = x[None] if unbatched else x
@@ -50,14 +51,15 @@ class LSTMCell(Module):
         if hx is None:
             h0 = c0 = np.zeros((N, H), self.dtype)
         else:
-            h0 = check_shape("LSTMCell", "h_0", np.asarray(hx[0], dtype=self.dtype), state_shape)
-            c0 = check_shape("LSTMCell", "c_0", np.asarray(hx[1], dtype=self.dtype), state_shape)
+            h0, c0 = as_pair("LSTMCell", hx)
+            h0 = check_shape("LSTMCell", "h_0", as_real("LSTMCell", "h_0", h0, self.dtype), state_shape)
+            c0 = check_shape("LSTMCell", "c_0", as_real("LSTMCell", "c_0", c0, self.dtype), state_shape)
             h0, c0 = h0.reshape(N, H), c0.reshape(N, H)
         b_ih = self.bias_ih.data if self.bias else None
         b_hh = self.bias_hh.data if self.bias else None
         h1, c1, cache = F.lstm_cell_forward(x, h0, c0, self.weight_ih.data, self.weight_hh.data,
                                             b_ih, b_hh)
-        self._cache = (cache, unbatched, N)
+        self._cache = (cache, unbatched, N) if is_grad_enabled() else NO_CACHE
         return (h1[0], c1[0]) if unbatched else (h1, c1)
 
     def backward(self, grad_h1, grad_c1=None):
@@ -70,15 +72,15 @@ class LSTMCell(Module):
         - grad_input: shaped like input
         - (grad_h0, grad_c0): shaped like h_0 and c_0
         """
-        if self._cache is None:
-            raise RuntimeError("LSTMCell.backward called before forward")
-        cache, unbatched, N = self._cache
+        cache, unbatched, N = self._saved_cache()
         shape = (self.hidden_size,) if unbatched else (N, self.hidden_size)
-        grad_h = check_shape("LSTMCell.backward", "grad_h1", np.asarray(grad_h1, dtype=self.dtype), shape)
+        grad_h = check_shape("LSTMCell.backward", "grad_h1",
+                             as_real("LSTMCell.backward", "grad_h1", grad_h1, self.dtype), shape)
         grad_c = None
         if grad_c1 is not None:
             grad_c = check_shape("LSTMCell.backward", "grad_c1",
-                                 np.asarray(grad_c1, dtype=self.dtype), shape).reshape(N, -1)
+                                 as_real("LSTMCell.backward", "grad_c1", grad_c1, self.dtype),
+                                 shape).reshape(N, -1)
         grad_x, grad_h0, grad_c0, grads = F.lstm_cell_backward(grad_h.reshape(N, -1), grad_c, cache)
         for name, grad in grads.items():
             getattr(self, name).grad += grad

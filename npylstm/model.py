@@ -12,7 +12,7 @@ import numpy as np
 
 from .linear import Linear
 from .lstm import LSTM
-from .module import Module, check_dtype, check_shape, uniform
+from .module import NO_CACHE, Module, as_real, check_dtype, check_shape, is_grad_enabled, no_grad, uniform
 
 
 class LSTMRegressor(Module):
@@ -46,7 +46,7 @@ class LSTMRegressor(Module):
         Returns:
         - pred: (N, output_size)
         """
-        x_seq = np.asarray(x_seq, dtype=self.dtype)
+        x_seq = as_real("LSTMRegressor", "x_seq", x_seq, self.dtype)
         check_shape("LSTMRegressor", "x_seq", x_seq, ("T", "N", self.lstm.input_size))
         output, _ = self.lstm(x_seq, lengths=lengths)              # (T, N, H)
         T, N = output.shape[:2]
@@ -55,14 +55,12 @@ class LSTMRegressor(Module):
         else:
             steps = np.asarray(lengths).astype(np.int64) - 1     # the LSTM has checked them
         last = output[steps, np.arange(N)]                         # (N, H)
-        self._cache = output.shape
+        self._cache = output.shape if is_grad_enabled() else NO_CACHE
         return self.linear(last)
 
     def backward(self, grad_pred):
         """grad_pred: (N, output_size) -> grad_x_seq: (T, N, I); adds to every p.grad."""
-        if self._cache is None:
-            raise RuntimeError("LSTMRegressor.backward called before forward")
-        output_shape = self._cache
+        output_shape = self._saved_cache()
         grad_last = self.linear.backward(grad_pred)                # (N, H)
         # The step read for sequence b, output[steps[b], b], is h_n[-1, b]: the
         # last layer's state after the sequence's own last step. So its gradient
@@ -94,6 +92,10 @@ def closed_loop_forecast(model, window, steps):
 
     Every step reads the latest L values (as in training, from a zero state):
     the window slides by one and its newest value is the model's own prediction.
+    So K steps cost K forwards of L steps each, O(K L): carrying the LSTM state
+    from one step to the next would cost O(K) but would show the model a
+    history longer than the zero-state windows it was trained on, and give
+    other predictions. The forwards run under no_grad(): nothing is cached.
 
     Inputs:
     - window: (L,) the last L values of the series
@@ -106,8 +108,11 @@ def closed_loop_forecast(model, window, steps):
     forecast = np.empty(steps, model.dtype)
     was_training = model.training
     model.eval()
-    for k in range(steps):
-        forecast[k] = model(window[:, None, None])[0, 0]           # (L, 1, 1) -> (1, 1)
-        window = np.append(window[1:], forecast[k])
-    model.train(was_training)
+    try:
+        with no_grad():
+            for k in range(steps):
+                forecast[k] = model(window[:, None, None])[0, 0]   # (L, 1, 1) -> (1, 1)
+                window = np.append(window[1:], forecast[k])
+    finally:
+        model.train(was_training)
     return forecast

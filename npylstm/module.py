@@ -2,11 +2,60 @@
 
 A Module owns Parameters (and sub-Modules) as attributes, in the order it
 sets them, which is torch's ``named_parameters()`` order. It remembers the
-cache of its most recent forward so that ``backward`` can use it.
+cache of its most recent forward so that ``backward`` can use it, except
+under ``no_grad()``, where a forward keeps nothing.
 """
+import threading
+
 import numpy as np
 
 DTYPES = (np.float32, np.float64)
+
+# Whether a forward keeps what backward needs. Per thread, as torch's grad
+# mode is, so that no_grad in one thread does not change another's forward.
+_grad_mode = threading.local()
+
+# What a module holds as its cache after a forward under no_grad().
+NO_CACHE = "no cache: the most recent forward ran under npylstm.no_grad()"
+
+
+def is_grad_enabled():
+    """False inside ``with npylstm.no_grad():``, True outside (per thread)."""
+    return getattr(_grad_mode, "enabled", True)
+
+
+class no_grad:
+    """Context manager (and decorator) for inference: forwards keep no cache.
+
+        with npylstm.no_grad():
+            output, (h_n, c_n) = lstm(x)     # same values; no BPTT cache is built
+
+    A ``backward`` whose most recent forward ran inside raises RuntimeError.
+    It nests, and on exit, also through an exception, restores the mode that
+    was there before. ``eval()`` is separate: it only turns dropout off.
+    """
+
+    def __init__(self):
+        self._saved = []                 # a stack, so one instance may be entered twice
+
+    def __enter__(self):
+        self._saved.append(is_grad_enabled())
+        _grad_mode.enabled = False
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _grad_mode.enabled = self._saved.pop()
+        return False
+
+    def __call__(self, fn):
+        """``@npylstm.no_grad()`` on a function runs every call of it under no_grad."""
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        return wrapper
 
 
 class Parameter:
@@ -52,6 +101,18 @@ class Module:
     def __call__(self, *args, **kwargs):
         """``module(...)`` is ``module.forward(...)``."""
         return self.forward(*args, **kwargs)
+
+    def _saved_cache(self):
+        """The cache of the most recent forward, for backward; RuntimeError when
+        there was none, or when that forward ran under no_grad()."""
+        cache = getattr(self, "_cache", None)
+        if cache is NO_CACHE:
+            raise RuntimeError(
+                f"{type(self).__name__}.backward: the most recent forward ran under "
+                f"npylstm.no_grad(), which keeps no cache; run forward again outside no_grad()")
+        if cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return cache
 
     def named_parameters(self, prefix=""):
         """(name, Parameter) pairs with torch's names; submodules give dotted names."""
@@ -147,6 +208,25 @@ def check_shape(where, name, array, expected):
         want = "(" + ", ".join(str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
         raise ValueError(f"{where}: expected {name} of shape {want}, got {tuple(array.shape)}")
     return array
+
+
+def as_real(where, name, value, dtype):
+    """``value`` as an ndarray of ``dtype`` (float32/float64); complex values are a
+    ValueError (np.asarray would drop the imaginary part with only a ComplexWarning)."""
+    array = np.asarray(value)
+    if array.dtype.kind == "c":
+        raise ValueError(f"{where}: expected a real {name} (it is cast to {np.dtype(dtype)}), "
+                         f"got complex values of dtype {array.dtype}")
+    return array.astype(dtype, copy=False)
+
+
+def as_pair(where, hx):
+    """(h_0, c_0) from ``hx``, which must be a tuple or list of two arrays."""
+    if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+        got = f"a {type(hx).__name__} of length {len(hx)}" if isinstance(hx, (tuple, list)) \
+            else f"{type(hx).__name__}"
+        raise ValueError(f"{where}: hx must be a pair (h_0, c_0) or None, got {got}")
+    return hx[0], hx[1]
 
 
 def uniform(rng, bound, shape, dtype):

@@ -27,6 +27,7 @@ from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_che
 from .clip import clip_grad_norm_
 from .loss import MSELoss
 from .model import LSTMRegressor, closed_loop_forecast, init_like_seed
+from .module import no_grad
 from .optim import Adam
 
 
@@ -235,8 +236,9 @@ def train(cfg=None, *, init_state=None, resume=None):
 
     # Validation done right: the model's predictions against the targets.
     model.eval()
-    predictions = model(d.seq_valid)                               # (N_valid, 1)
-    valid_loss = float(criterion(predictions, d.target_valid))
+    with no_grad():                                                # inference: no BPTT cache
+        predictions = model(d.seq_valid)                           # (N_valid, 1)
+        valid_loss = float(criterion(predictions, d.target_valid))
     result = TrainResult(cfg, model, optimizer, losses, valid_loss, predictions,
                          d.target_valid, seconds)
     if cfg.forecast:

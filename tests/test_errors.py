@@ -229,3 +229,59 @@ def test_optimizer_load_state_dict_for_other_parameters():
     opt = npylstm.Adam(npylstm.Linear(2, 2).parameters())
     with pytest.raises(ValueError):
         opt.load_state_dict(npylstm.Adam(npylstm.LSTM(2, 2).parameters()).state_dict())
+
+
+# ------------------------------------------------- bad input found by hand (issue 11)
+
+@pytest.mark.parametrize("hx", [
+    (np.zeros((1, 2, 4)),),                                        # one element: used to be an IndexError
+    (np.zeros((1, 2, 4)), np.zeros((1, 2, 4)), np.zeros((1, 2, 4))),
+    np.zeros((1, 2, 4)),                                           # an array, not a pair
+])
+def test_lstm_hx_must_be_a_pair(hx):
+    with pytest.raises(ValueError, match=re.escape("hx must be a pair (h_0, c_0)")):
+        npylstm.LSTM(3, 4)(np.zeros((5, 2, 3)), hx)
+
+
+def test_cell_hx_must_be_a_pair():
+    with pytest.raises(ValueError, match=re.escape("hx must be a pair (h_0, c_0)")):
+        npylstm.LSTMCell(3, 4)(np.zeros((2, 3)), (np.zeros((2, 4)),))
+
+
+def _complex(shape):
+    return np.zeros(shape) + 0.5j
+
+
+@pytest.mark.parametrize("call", [
+    lambda: npylstm.LSTM(3, 4)(_complex((5, 2, 3))),
+    lambda: npylstm.LSTM(3, 4)(np.zeros((5, 2, 3)), (_complex((1, 2, 4)), np.zeros((1, 2, 4)))),
+    lambda: npylstm.LSTM(3, 4)(np.zeros((5, 2, 3)), (np.zeros((1, 2, 4)), _complex((1, 2, 4)))),
+    lambda: npylstm.LSTMCell(3, 4)(_complex((2, 3))),
+    lambda: npylstm.LSTMCell(3, 4)(np.zeros((2, 3)), (_complex((2, 4)), np.zeros((2, 4)))),
+    lambda: npylstm.Linear(3, 2)(_complex((2, 3))),
+    lambda: npylstm.model.LSTMRegressor(3, 4, 1)(_complex((5, 2, 3))),
+    lambda: npylstm.MSELoss()(_complex((2, 3)), np.zeros((2, 3))),
+    lambda: npylstm.MSELoss()(np.zeros((2, 3)), _complex((2, 3))),
+], ids=["lstm-input", "lstm-h0", "lstm-c0", "cell-input", "cell-h0", "linear", "regressor",
+        "mse-input", "mse-target"])
+def test_complex_input_is_refused(call):
+    """np.asarray(complex, float32) drops the imaginary part with only a ComplexWarning."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                             # a ComplexWarning would fail here
+        with pytest.raises(ValueError, match="complex"):
+            call()
+
+
+@pytest.mark.parametrize("call", [
+    lambda: _backward_after(npylstm.Linear(3, 2), np.zeros((2, 3)), _complex((2, 2))),
+    lambda: _backward_after(npylstm.LSTMCell(3, 4), np.zeros((2, 3)), _complex((2, 4))),
+], ids=["linear", "cell"])
+def test_complex_upstream_gradient_is_refused(call):
+    with pytest.raises(ValueError, match="complex"):
+        call()
+
+
+def _backward_after(module, x, grad):
+    out = module(x)
+    return module.backward(grad)

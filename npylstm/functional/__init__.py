@@ -6,8 +6,9 @@ gradients of the inputs and parameters. Modules (``npylstm.LSTM`` and the
 rest) only own parameters and call these.
 
 - ``activations``: sigmoid (stable, through tanh) and the activation derivatives
-- ``cell``: one LSTM step, the plain equations
+- ``cell``: one LSTM step, the plain equations (with the variants)
 - ``layer``: one layer in one direction over a sequence (BPTT), the fast path
+- ``variant``: the names of the LSTM variants and the check of their options
 - ``linear``: y = x W^T + b
 - ``loss``: mean squared error
 """
@@ -16,6 +17,7 @@ from .cell import lstm_cell_backward, lstm_cell_forward
 from .layer import lstm_layer_backward, lstm_layer_forward
 from .linear import linear_backward, linear_forward
 from .loss import mse_backward, mse_forward
+from .variant import ABLATIONS, check_variant
 
 __all__ = [
     "sigmoid", "sigmoid_grad", "tanh_grad",
@@ -23,4 +25,5 @@ __all__ = [
     "lstm_layer_forward", "lstm_layer_backward",
     "linear_forward", "linear_backward",
     "mse_forward", "mse_backward",
+    "ABLATIONS", "check_variant",
 ]

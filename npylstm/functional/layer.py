@@ -43,6 +43,11 @@ plain cell up to floating-point round-off:
 7. Backward reads the activations saved by forward (i, f, o, g, c, tanh(c)
    and the inputs of every step) and recomputes nothing.
 
+The variants (peephole, input_forget, clip, ablate; docs/lstm.md, section 11)
+run in their own step functions, ``_variant_step_forward`` and
+``_variant_step_backward``, with the same tricks; with every option at its
+default the loop takes the plain path above and pays one branch per step.
+
 Variable-length batches follow torch's PackedSequence: the batch is sorted by
 length, longest first, and ``batch_sizes[t]`` says how many sequences are
 still running at step t. Step t then touches sequences ``[:batch_sizes[t]]`` only;
@@ -53,7 +58,11 @@ Shapes: T steps, N batch, I input size, H hidden size, Hout = P or H,
 K = Hout + I (+ 1 with a bias). Comments on lines give the feature-major
 shapes used inside this file, such as (4H, n).
 """
+from dataclasses import dataclass
+
 import numpy as np
+
+from .variant import check_variant
 
 
 def _swap_go(w, H):
@@ -112,9 +121,158 @@ def _lengths_from_batch_sizes(batch_sizes, N):
     return np.count_nonzero(np.arange(N)[:, None] < np.asarray(batch_sizes)[None, :], axis=1)
 
 
+@dataclass
+class _Variant:
+    """The variant options of one call, prepared for the feature-major layout.
+
+    - w_ci, w_cf, w_co: (H, 1) peephole columns, or None; w_if_half: (2, H, 1)
+      holds w_ci / 2 and w_cf / 2 and w_co_half w_co / 2, since the sigmoid
+      gates' pre-activations are kept halved (trick 4)
+    - clip: the bound, or None; the sigmoid gates are clipped at clip / 2
+      (exact: halving is exact in binary floating point)
+    """
+    peephole: bool
+    input_forget: bool
+    clip: float
+    ablate: tuple
+    w_ci: np.ndarray = None
+    w_cf: np.ndarray = None
+    w_co: np.ndarray = None
+    w_if_half: np.ndarray = None
+    w_co_half: np.ndarray = None
+
+
+def _variant(peephole, input_forget, clip, ablate, dtype):
+    """A _Variant for these options, or None when every option is at its default."""
+    input_forget, clip, ablate = check_variant(input_forget, clip, ablate)
+    if peephole is None and not input_forget and clip is None and not ablate:
+        return None
+    v = _Variant(peephole is not None, input_forget, clip, ablate)
+    if peephole is not None:
+        v.w_ci, v.w_cf, v.w_co = (np.asarray(w, dtype)[:, None] for w in peephole)
+        v.w_if_half = 0.5 * np.stack([v.w_ci, v.w_cf])           # (2, H, 1)
+        v.w_co_half = 0.5 * v.w_co
+    return v
+
+
+def _sigmoid_of_half(z):
+    """In place: z holds z/2 (trick 4); afterwards sigmoid(z) = 0.5 * tanh(z/2) + 0.5."""
+    np.tanh(z, out=z)
+    z *= 0.5
+    z += 0.5
+
+
+def _clip(z, bound, keep):
+    """In place: clip z to [-bound, bound]; keep (bool) records where z was inside."""
+    np.less_equal(np.abs(z), bound, out=keep)
+    np.clip(z, -bound, bound, out=z)
+
+
+def _variant_step_forward(z, c_prev, c, act_c, v, keep, tmp):
+    """One forward step of a variant LSTM (docs/lstm.md, eq. 34-39).
+
+    Feature-major, in this file's gate order (i, f, o, g). z (4H, n) comes
+    from the GEMM, with z/2 in the sigmoid rows (trick 4), and leaves holding
+    the gates i, f, o, g. Writes c (H, n) and act_c (H, n): tanh(c), or c
+    itself when the output activation is ablated. keep: (4H, n) bool, where
+    clip let z through (None without clip). tmp: (2H, n) scratch.
+    """
+    H = c.shape[0]
+    z_if, z_o, z_g = z[:2 * H], z[2 * H:3 * H], z[3 * H:]
+    if v.peephole:
+        # z_i += w_ci * c_prev and z_f += w_cf * c_prev: the peepholes of the
+        # input and forget gates look at the previous cell (eq. 34).
+        z_if_3d = z_if.reshape(2, H, -1)                         # a view: (i, f) x (H, n)
+        z_if_3d += np.multiply(v.w_if_half, c_prev, out=tmp.reshape(2, H, -1))
+    if v.clip is not None:
+        _clip(z_if, 0.5 * v.clip, keep[:2 * H])                   # eq. 36, after the peepholes
+        _clip(z_g, v.clip, keep[3 * H:])
+    _sigmoid_of_half(z_if)
+    i, f, g = z[:H], z[H:2 * H], z_g
+    if v.input_forget:
+        np.subtract(1, i, out=f)                                 # CIFG: f = 1 - i (eq. 37)
+    if "input_gate" in v.ablate:
+        i.fill(1)
+    if "forget_gate" in v.ablate:
+        f.fill(1)
+    if "input_activation" not in v.ablate:
+        np.tanh(z_g, out=z_g)                                    # else g = z_g
+    np.multiply(f, c_prev, out=c)
+    c += np.multiply(i, g, out=tmp[:H])                          # c = f * c_prev + i * g
+    if "output_activation" in v.ablate:
+        act_c[...] = c                                           # h = o * c
+    else:
+        np.tanh(c, out=act_c)
+    if v.peephole:
+        z_o += np.multiply(v.w_co_half, c, out=tmp[:H])          # z_o += w_co * c, the new cell (eq. 35)
+    if v.clip is not None:
+        _clip(z_o, 0.5 * v.clip, keep[2 * H:3 * H])
+    _sigmoid_of_half(z_o)
+    if "output_gate" in v.ablate:
+        z_o.fill(1)
+
+
+def _variant_step_backward(dh, dc, z, c_prev, c, act_c, dz, v, keep, tmp, grad_peephole):
+    """One backward step of a variant LSTM (docs/lstm.md, eq. 40-45).
+
+    Feature-major, gate order (i, f, o, g). dh: (H, n), dLoss/d(o * act(c));
+    dc: (H, n), comes in as the gradient from step t+1 and leaves as the one
+    for c_prev; z: the gates i, f, o, g that forward kept; dz: (4H, n), gets
+    dLoss/dz. An ablated gate is the constant 1, so its s (1 - s) is 0 and
+    its dz is 0 with no special case. grad_peephole: (3, H), the sums for
+    w_ci, w_cf, w_co, added to. tmp: (2H, n) scratch.
+    """
+    H = c.shape[0]
+    i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+    d_if, d_i, d_f, d_o, d_g = dz[:2 * H], dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
+    t1, t2 = tmp[:H], tmp[H:]
+    np.multiply(dh, act_c, out=d_o)                              # do = dh * act(c)
+    np.subtract(1, o, out=t1)
+    t1 *= o
+    d_o *= t1                                                    # dz_o = do * o (1 - o)
+    if v.clip is not None:
+        d_o *= keep[2 * H:3 * H]
+    if "output_activation" in v.ablate:
+        np.multiply(dh, o, out=t1)                               # act'(c) = 1
+    else:
+        np.multiply(act_c, act_c, out=t1)
+        np.subtract(1, t1, out=t1)
+        t1 *= o
+        t1 *= dh
+    dc += t1                                                     # dc += dh * o * act'(c)
+    if v.peephole:
+        dc += np.multiply(v.w_co, d_o, out=t1)                   # z_o saw c through w_co
+        grad_peephole[2] += np.multiply(d_o, c, out=t1).sum(axis=1)
+    np.multiply(dc, g, out=d_i)                                  # di = dc * g
+    np.multiply(dc, c_prev, out=d_f)                             # df = dc * c_prev
+    np.multiply(dc, i, out=d_g)                                  # dg = dc * i
+    if v.input_forget:
+        d_i -= d_f                                               # f = 1 - i
+    dc *= f                                                      # dc_prev = dc * f (+ peepholes below)
+    np.subtract(1, z[:2 * H], out=tmp)
+    tmp *= z[:2 * H]
+    d_if *= tmp                                                  # d(i, f) *= s (1 - s)
+    if v.input_forget:
+        d_f.fill(0)
+    if "input_activation" not in v.ablate:
+        np.multiply(g, g, out=t1)
+        np.subtract(1, t1, out=t1)
+        d_g *= t1                                                # dg *= 1 - g^2
+    if v.clip is not None:
+        d_if *= keep[:2 * H]
+        d_g *= keep[3 * H:]
+    if v.peephole:
+        peep = np.multiply(v.w_ci, d_i, out=t1)
+        dc += peep
+        dc += np.multiply(v.w_cf, d_f, out=t2)                   # dc_prev += dz_i w_ci + dz_f w_cf
+        prod = np.multiply(d_if.reshape(2, H, -1), c_prev, out=tmp.reshape(2, H, -1))
+        grad_peephole[:2] += prod.sum(axis=2)                    # dw_ci, dw_cf += sum_n dz * c_prev
+
+
 def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
                        bias_hh=None, weight_hr=None, reverse=False,
-                       batch_sizes=None, workspace=None, out=None):
+                       batch_sizes=None, workspace=None, out=None, *, peephole=None,
+                       input_forget=False, clip=None, ablate=()):
     """Run one LSTM layer over a sequence in one direction.
 
     Inputs:
@@ -128,6 +286,9 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
       later call with the same workspace overwrites this call's cache)
     - out: None, or a (T, N, Hout) array (a view is fine, e.g. one half of a
       bidirectional output) to write the output into
+    - peephole: None or (w_ci, w_cf, w_co), each (H,); input_forget, clip,
+      ablate: the variant options of ``lstm_cell_forward`` (docs/lstm.md,
+      section 11)
 
     Returns:
     - output: (T, N, Hout), the hidden state at every step; zero at steps
@@ -141,6 +302,7 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     Hout = weight_hh.shape[1]
     dtype = x.dtype
     packed = batch_sizes is not None
+    variant = _variant(peephole, input_forget, clip, ablate, dtype)
     weights = _stacked_weights(weight_ih, weight_hh, bias_ih, bias_hh)   # (4H, K)
     K = weights.shape[1]
     half = np.ones((4 * H, 1), dtype)
@@ -166,6 +328,11 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
         workspace, "h_cells", (H, T, N), dtype, zero=packed).transpose(1, 0, 2)   # (o * tanh(c))^T
     i_times_g = _buffer(workspace, "i_times_g", (H, N), dtype)
     h0_t, c0_t = h0.T, c0.T                                      # (Hout, N), (H, N)
+    keep = None
+    if variant is not None:
+        tmp_2h = _buffer(workspace, "tmp_2h", (2 * H, N), dtype)
+        if variant.clip is not None:
+            keep = _buffer(workspace, "keep", (T, 4 * H, N), np.bool_)  # where clip let z through
 
     order = _step_order(T, reverse, batch_sizes, N)
     for t, n, t_prev, n_prev in order:
@@ -176,16 +343,23 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
         if m < n:
             a[:Hout, m:] = h0_t[:, m:n]                          # ... or h0 where a sequence starts
         z = np.matmul(weights_half, a, out=gates[t, :, :n])      # (4H, n)
-        np.tanh(z, out=z)                                        # g, and tanh(z/2) for i, f, o
-        sig = z[:3 * H]
-        sig *= 0.5
-        sig += 0.5                                               # i, f, o = sigmoid(z)
-        i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-        c_prev = _prev(cells, t_prev, n, n_prev, c0_t)
-        c = np.multiply(f, c_prev, out=cells[t, :, :n])
-        c += np.multiply(i, g, out=i_times_g[:, :n])             # c = f * c_prev + i * g
-        tanh_c = np.tanh(c, out=tanh_cells[t, :, :n])
-        np.multiply(o, tanh_c, out=h_cells[t, :, :n])            # h = o * tanh(c)
+        if variant is not None:
+            c_prev = _prev(cells, t_prev, n, n_prev, c0_t)
+            tanh_c = tanh_cells[t, :, :n]                        # holds c itself with h = o * c
+            _variant_step_forward(z, c_prev, cells[t, :, :n], tanh_c, variant,
+                                  None if keep is None else keep[t, :, :n], tmp_2h[:, :n])
+            np.multiply(z[2 * H:3 * H], tanh_c, out=h_cells[t, :, :n])
+        else:
+            np.tanh(z, out=z)                                    # g, and tanh(z/2) for i, f, o
+            sig = z[:3 * H]
+            sig *= 0.5
+            sig += 0.5                                           # i, f, o = sigmoid(z)
+            i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+            c_prev = _prev(cells, t_prev, n, n_prev, c0_t)
+            c = np.multiply(f, c_prev, out=cells[t, :, :n])
+            c += np.multiply(i, g, out=i_times_g[:, :n])         # c = f * c_prev + i * g
+            tanh_c = np.tanh(c, out=tanh_cells[t, :, :n])
+            np.multiply(o, tanh_c, out=h_cells[t, :, :n])        # h = o * tanh(c)
         if weight_hr is not None:
             np.matmul(weight_hr, h_cells[t, :, :n], out=hidden[t, :, :n])  # h = W_hr (o * tanh(c))
 
@@ -204,7 +378,7 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     cache = dict(inputs=inputs, gates=gates, cells=cells, tanh_cells=tanh_cells, c0_t=c0_t,
                  h_cells=h_cells if weight_hr is not None else None, weights=weights,
                  weight_hr=weight_hr, has_bias=bias_ih is not None, I=I, order=order,
-                 packed=packed)
+                 packed=packed, variant=variant, keep=keep)
     return output, h_n, c_n, cache
 
 
@@ -223,7 +397,8 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     - grad_h0: (N, Hout); grad_c0: (N, H)
     - grads: dict, in torch's layout and gate order: "weight_ih" (4H, I),
       "weight_hh" (4H, Hout), "bias_ih" and "bias_hh" (4H,) with a bias,
-      "weight_hr" (P, H) with a projection
+      "weight_hr" (P, H) with a projection, "weight_ci", "weight_cf",
+      "weight_co" (H,) with peepholes
     """
     inputs, gates, cells, tanh_cells = cache["inputs"], cache["gates"], cache["cells"], cache["tanh_cells"]
     weights, weight_hr, I = cache["weights"], cache["weight_hr"], cache["I"]
@@ -251,6 +426,10 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     # dz of one step is built in a small contiguous buffer that stays in
     # cache, then copied once into its strided slab of grad_z.
     grad_z_step = _buffer(workspace, "grad_z_step", (4 * H, N), dtype)
+    variant, keep = cache["variant"], cache["keep"]
+    if variant is not None:
+        tmp_2h = _buffer(workspace, "tmp_2h", (2 * H, N), dtype)
+        grad_peephole = np.zeros((3, H), dtype)                  # sums for w_ci, w_cf, w_co
 
     for t, n, t_prev, n_prev in reversed(cache["order"]):
         z = gates[t, :, :n]
@@ -267,23 +446,28 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
             grad_h_all[:, t, :n] = dh
             dh = np.matmul(weight_hr.T, dh, out=grad_h_cell[:, :n])  # dh_cell = W_hr^T dh
         dc = grad_c[:, :n]
-        np.multiply(dh, tanh_c, out=d_o)                         # do = dh * tanh(c)
-        np.multiply(tanh_c, tanh_c, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        tmp *= o
-        tmp *= dh
-        dc += tmp                                                # dc += dh * o * (1 - tanh(c)^2)
-        np.multiply(dc, g, out=d_i)                              # di = dc * g
-        np.multiply(dc, c_prev, out=d_f)                         # df = dc * c_prev
-        np.multiply(dc, i, out=d_g)                              # dg = dc * i
-        dc *= f                                                  # dc_prev = dc * f
-        sig = z[:3 * H]
-        tmp3 = np.subtract(1, sig, out=tmp_3h[:, :n])
-        tmp3 *= sig
-        dz[:3 * H] *= tmp3                                       # d(i, f, o) *= s (1 - s)
-        np.multiply(g, g, out=tmp)
-        np.subtract(1, tmp, out=tmp)
-        d_g *= tmp                                               # dg *= 1 - g^2
+        if variant is not None:
+            _variant_step_backward(dh, dc, z, c_prev, cells[t, :, :n], tanh_c, dz, variant,
+                                   None if keep is None else keep[t, :, :n], tmp_2h[:, :n],
+                                   grad_peephole)
+        else:
+            np.multiply(dh, tanh_c, out=d_o)                     # do = dh * tanh(c)
+            np.multiply(tanh_c, tanh_c, out=tmp)
+            np.subtract(1, tmp, out=tmp)
+            tmp *= o
+            tmp *= dh
+            dc += tmp                                            # dc += dh * o * (1 - tanh(c)^2)
+            np.multiply(dc, g, out=d_i)                          # di = dc * g
+            np.multiply(dc, c_prev, out=d_f)                     # df = dc * c_prev
+            np.multiply(dc, i, out=d_g)                          # dg = dc * i
+            dc *= f                                              # dc_prev = dc * f
+            sig = z[:3 * H]
+            tmp3 = np.subtract(1, sig, out=tmp_3h[:, :n])
+            tmp3 *= sig
+            dz[:3 * H] *= tmp3                                   # d(i, f, o) *= s (1 - s)
+            np.multiply(g, g, out=tmp)
+            np.subtract(1, tmp, out=tmp)
+            d_g *= tmp                                           # dg *= 1 - g^2
         grad_z[:, t, :n] = dz
         np.matmul(weight_hh_t, dz, out=grad_h[:, :n])            # dh_prev = W_hh^T dz
 
@@ -296,6 +480,8 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     if cache["has_bias"]:
         grads["bias_ih"] = grad_w[:, K - 1].copy()
         grads["bias_hh"] = grad_w[:, K - 1].copy()
+    if variant is not None and variant.peephole:
+        grads["weight_ci"], grads["weight_cf"], grads["weight_co"] = grad_peephole
     if weight_hr is not None:
         h_cells = cache["h_cells"].transpose(1, 0, 2)            # (H, T, N)
         grads["weight_hr"] = grad_h_all.reshape(Hout, T * N) @ h_cells.reshape(H, T * N).T

@@ -1,0 +1,711 @@
+"""Which parts of the LSTM matter? Greff et al.'s variants on tasks where memory matters.
+
+    python -m npylstm.study                         # 8 variants x 5 seeds on the adding problem
+    python -m npylstm.study --task continual        # the same, on a stream that is never reset
+    python -m npylstm.study --help
+
+Every variant of "LSTM: A Search Space Odyssey" (Greff et al., 2017) trains
+for every seed with Adam on mini-batches drawn fresh from the task; then it is
+scored on a test set that is fixed per task and seed (so every variant sees the
+same data and starts from the same weights). ``run_study(config)`` does the
+work through a ``concurrent.futures.Executor`` and writes no files; ``main()``
+writes results.json, curves.png, final.png, gradflow.png and gates.png.
+docs/study.md explains the tasks and what the pictures show.
+
+Shapes: T steps, N sequences, H hidden size, I input size.
+"""
+import argparse
+import concurrent.futures
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from . import tasks
+from .functional.cell import lstm_cell_backward, lstm_cell_forward
+from .loss import MSELoss
+from .lstm import LSTM
+from .model import LSTMRegressor
+from .optim import Adam
+
+# Greff et al.'s names. V is the vanilla LSTM *with* peepholes; NP is torch's
+# LSTM; the others are V with one part removed, or (CIFG) two gates coupled.
+VARIANTS = {
+    "V": dict(peephole=True),
+    "NP": dict(),
+    "NIG": dict(peephole=True, ablate=("input_gate",)),
+    "NFG": dict(peephole=True, ablate=("forget_gate",)),
+    "NOG": dict(peephole=True, ablate=("output_gate",)),
+    "NIAF": dict(peephole=True, ablate=("input_activation",)),
+    "NOAF": dict(peephole=True, ablate=("output_activation",)),
+    "CIFG": dict(peephole=True, input_forget=True),
+}
+DESCRIPTIONS = {
+    "V": "vanilla LSTM with peepholes",
+    "NP": "no peepholes (torch's LSTM)",
+    "NIG": "no input gate",
+    "NFG": "no forget gate",
+    "NOG": "no output gate",
+    "NIAF": "no input activation (g = z_g)",
+    "NOAF": "no output activation (h = o * c)",
+    "CIFG": "coupled input and forget gate (f = 1 - i)",
+}
+STANDARD = "NP"           # whose gates gates.png shows: npylstm.LSTM's and torch's default
+
+TASKS = {
+    "adding": "the adding problem (Hochreiter & Schmidhuber 1997): the sum of two marked values",
+    "continual": "adding-problem episodes back to back in a stream that is never reset "
+                 "(Gers et al. 2000); a cue marks each episode's start",
+    "sine": "the next value of a sine window with random phase and period in [20, 80)",
+}
+SOLVED_ERROR = 0.04       # Hochreiter's criterion: every test answer within 0.04
+TEST_SIZE = 1000          # test sequences (adding, sine) or streams (continual)
+TEST_EPISODES = 10        # episodes per test stream of the continual task
+GRADFLOW_SIZE = 32        # test sequences for the gradient flow
+
+
+@dataclass
+class StudyConfig:
+    """Settings of a study; the defaults are the command line's."""
+    task: str = "adding"
+    seq_len: int = 50                         # T; for "continual", steps per episode
+    variants: Tuple[str, ...] = tuple(VARIANTS)
+    seeds: int = 5                            # seeds 0 .. seeds-1
+    steps: int = 2500                         # Adam steps per run
+    batch_size: int = 64
+    hidden_size: int = 32
+    lr: float = 0.01
+    workers: Optional[int] = None             # processes of the default pool; None: one per core
+    test_size: int = TEST_SIZE
+    eval_points: int = 25                     # test MSE this many times along the curve
+    quiet: bool = False                       # no progress lines
+
+    def validate(self):
+        """Raise ValueError (naming the field) for the first setting that cannot run."""
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        self.variants = tuple(self.variants)
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not self.variants:
+            raise ValueError(f"variants must be names from {', '.join(VARIANTS)}, "
+                             f"got {list(self.variants)!r}")
+        for name, minimum in (("seq_len", 2), ("seeds", 1), ("steps", 1), ("batch_size", 1),
+                              ("hidden_size", 1), ("test_size", 1), ("eval_points", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if self.workers is not None and (isinstance(self.workers, bool) or
+                                         not isinstance(self.workers, (int, np.integer))
+                                         or self.workers < 1):
+            raise ValueError(f"workers must be an integer >= 1 or None, got {self.workers!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float, np.number)) \
+                or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        return self
+
+
+# ----------------------------------------------------------------------------- data and model
+
+def baseline(task):
+    """(MSE, what it is) of the best constant answer: the bar a variant must clear."""
+    if task == "sine":
+        return 0.5, "always 0"                 # the variance of a sine
+    return 1 / 6, "always 1.0"                 # the variance of a sum of two U(0, 1)
+
+
+def make_batch(config, n, rng, episodes=1):
+    """n fresh sequences of the task: x (T', n, I), y (n, 1) or (E, n, 1) for continual."""
+    if config.task == "adding":
+        return tasks.adding_problem(n, config.seq_len, rng)
+    if config.task == "sine":
+        return tasks.sine_windows(n, config.seq_len, rng)
+    return tasks.continual_adding(n, episodes, config.seq_len, rng)
+
+
+def test_set(config, seed):
+    """The fixed test set of (task, seed): the same for every variant."""
+    return make_batch(config, config.test_size, np.random.default_rng([seed, 2]),
+                      episodes=TEST_EPISODES)
+
+
+def make_model(config, variant, seed):
+    """LSTMRegressor whose LSTM is the variant; the same seed gives every variant the same start.
+
+    The seed's generator draws the LSTM's weights (peepholes last, when the
+    variant has them) and then the Linear, so V and NP share all but the peepholes.
+    """
+    I = {"adding": 2, "continual": 3, "sine": 1}[config.task]
+    H = config.hidden_size
+    model = LSTMRegressor(I, H, 1, rng=np.random.default_rng([seed, 0]))
+    if VARIANTS[variant]:
+        model.lstm = LSTM(I, H, rng=np.random.default_rng([seed, 0]), **VARIANTS[variant])
+    return model
+
+
+def _no_grad():
+    import npylstm
+    return npylstm.no_grad() if "no_grad" in dir(npylstm) else contextlib.nullcontext()
+
+
+def predict(model, x, hx=None):
+    """Prediction at the last step, and the final state: (N, 1), (h_n, c_n)."""
+    output, state = model.lstm(x, hx)                              # (T, N, H)
+    return model.linear(output[-1]), state
+
+
+def backward(model, grad_pred):
+    """Backward of ``predict``: the prediction reads h_n, so its gradient enters as grad_h_n."""
+    grad_h = model.linear.backward(grad_pred)                      # (N, H)
+    zeros = np.zeros((1,) + grad_h.shape, grad_h.dtype)
+    model.lstm.backward(None, (grad_h[None], zeros))
+
+
+def evaluate(config, model, x, y):
+    """Test MSE and the largest absolute error, from a zero state (eval mode, no cache)."""
+    model.eval()
+    with _no_grad():
+        if config.task == "continual":
+            output, _ = model.lstm(x)                              # (E*T, N, H)
+            pred = model.linear(output[config.seq_len - 1::config.seq_len])   # (E, N, 1)
+        else:
+            pred, _ = predict(model, x)                            # (N, 1)
+    model.train()
+    error = pred - y
+    return float(np.mean(error ** 2)), float(np.max(np.abs(error)))
+
+
+# ----------------------------------------------------------------------------- gradient flow
+
+def cell_options(lstm, variant):
+    """The variant as keyword arguments of functional.cell's plain step (layer 0)."""
+    spec = VARIANTS[variant]
+    options = {}
+    if spec.get("peephole"):
+        options["peephole"] = (lstm.weight_ci_l0.data, lstm.weight_cf_l0.data,
+                               lstm.weight_co_l0.data)
+    if spec.get("input_forget"):
+        options["input_forget"] = True
+    if spec.get("ablate"):
+        options["ablate"] = spec["ablate"]
+    return options
+
+
+def gradient_flow(model, variant, x, y):
+    """Mean norms of dLoss/dh_t and dLoss/dc_t for the states t = 0 .. T.
+
+    The state (h_t, c_t) is what the network carries from step t to step t+1
+    (t = 0: the initial state). dLoss/dh_t and dLoss/dc_t are the gradients
+    of the loss with respect to it: the numbers ``LSTM.backward`` returns as
+    grad_h0 and grad_c0 for a sequence that starts after step t. The loss of
+    a sequence is (prediction at the last step - target)^2. The steps are
+    unrolled with the plain cell (functional/cell.py), so every number is
+    there to see.
+
+    Inputs:
+    - x: (T, N, I); y: (N, 1), or (E, N, 1) for continual (the last target is used)
+
+    Returns:
+    - grad_h: (T+1,) mean over the N sequences of ||dLoss/dh_t||
+    - grad_c: (T+1,) the same for c; grad_c[T] = 0, as the loss reads only h_T
+    """
+    lstm, linear = model.lstm, model.linear
+    weights = dict(weight_ih=lstm.weight_ih_l0.data, weight_hh=lstm.weight_hh_l0.data,
+                   bias_ih=lstm.bias_ih_l0.data, bias_hh=lstm.bias_hh_l0.data)
+    options = cell_options(lstm, variant)
+    T, N = x.shape[:2]
+    H = lstm.hidden_size
+    h, c = np.zeros((N, H), x.dtype), np.zeros((N, H), x.dtype)
+    caches = []
+    for t in range(T):
+        h, c, cache = lstm_cell_forward(x[t], h, c, **weights, **options)
+        caches.append(cache)
+    pred = h @ linear.weight.data.T + linear.bias.data            # (N, 1)
+    grad_h = (2 * (pred - y[-1] if y.ndim == 3 else pred - y)) @ linear.weight.data   # (N, H)
+    grad_c = np.zeros_like(grad_h)
+    norms_h, norms_c = np.empty(T + 1), np.empty(T + 1)
+    norms_h[T], norms_c[T] = np.linalg.norm(grad_h, axis=1).mean(), 0.0
+    for t in reversed(range(T)):
+        _, grad_h, grad_c, _ = lstm_cell_backward(grad_h, grad_c, caches[t], **options)
+        norms_h[t] = np.linalg.norm(grad_h, axis=1).mean()
+        norms_c[t] = np.linalg.norm(grad_c, axis=1).mean()
+    return norms_h, norms_c
+
+
+# ----------------------------------------------------------------------------- one run
+
+def train_run(config, variant, seed):
+    """Train one variant from one seed and score it; returns the run's record (a dict)."""
+    return train_model(config, variant, seed)[0]
+
+
+def train_model(config, variant, seed):
+    """Train one variant from one seed; returns (record, trained model).
+
+    One Adam step per fresh mini-batch. For "continual", each step is one
+    more episode of the same ``batch_size`` streams: the state is carried
+    over from the last step and never reset, and the gradient is truncated
+    at the episode's start.
+    """
+    start = time.perf_counter()
+    model = make_model(config, variant, seed)
+    optimizer = Adam(model.parameters(), lr=config.lr)
+    criterion = MSELoss()
+    test_x, test_y = test_set(config, seed)
+    rng = np.random.default_rng([seed, 1])
+    every = max(1, config.steps // config.eval_points)
+    curve_steps, curve_mse = [], []
+    state = None
+    for step in range(config.steps + 1):
+        if step % every == 0 or step == config.steps:
+            mse, _ = evaluate(config, model, test_x, test_y)
+            curve_steps.append(step)
+            curve_mse.append(mse if math.isfinite(mse) else None)
+            if not math.isfinite(mse):
+                break                                          # diverged: stop, report it
+        if step == config.steps:
+            break
+        x, y = make_batch(config, config.batch_size, rng)
+        if config.task == "continual":
+            y = y[0]                                           # (N, 1): one episode
+        pred, state = predict(model, x, state)
+        optimizer.zero_grad()
+        criterion(pred, y)
+        backward(model, criterion.backward())
+        optimizer.step()
+        if config.task != "continual":
+            state = None
+    final_mse, max_error = evaluate(config, model, test_x, test_y)
+    finite = math.isfinite(final_mse)
+    grad_h, grad_c = gradient_flow(model, variant, test_x[:, :GRADFLOW_SIZE],
+                                   test_y[..., :GRADFLOW_SIZE, :])
+    return dict(variant=variant, seed=seed, failed=False, error=None,
+                steps=curve_steps, test_mse=curve_mse,
+                final_mse=final_mse if finite else None,
+                max_abs_error=max_error if finite else None,
+                solved=bool(finite and max_error < SOLVED_ERROR),
+                gradflow=dict(grad_h=grad_h.tolist(), grad_c=grad_c.tolist()),
+                seconds=time.perf_counter() - start), model
+
+
+def _one_blas_thread():
+    """One BLAS thread for this run, when threadpoolctl is installed.
+
+    The executor already runs one run per core. A multi-threaded BLAS on top
+    of it fights for the same cores: on the shared 2-core machine a training
+    step was 13x slower (27 s against 2.1 s for 400 steps, docs/study.md).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _run_safely(config, variant, seed):
+    """train_run, in one BLAS thread; an exception becomes a failed run instead of raising."""
+    try:
+        with _one_blas_thread():
+            return train_run(config, variant, seed)
+    except Exception as err:                                   # a failed run must not end the study
+        return _failed(variant, seed, err, traceback.format_exc())
+
+
+def _failed(variant, seed, err, trace=""):
+    return dict(variant=variant, seed=seed, failed=True,
+                error=f"{type(err).__name__}: {err}", traceback=trace,
+                steps=[], test_mse=[], final_mse=None, max_abs_error=None, solved=False,
+                gradflow=None, seconds=None)
+
+
+# ----------------------------------------------------------------------------- the study
+
+def summarize(config, runs):
+    """One row per variant, sorted by median final MSE (variants with no finished run last)."""
+    rows = []
+    for variant in config.variants:
+        finals = [r["final_mse"] for r in runs[variant] if r["final_mse"] is not None]
+        rows.append(dict(
+            variant=variant, description=DESCRIPTIONS[variant],
+            median_final_mse=float(np.median(finals)) if finals else None,
+            best_final_mse=min(finals) if finals else None,
+            worst_final_mse=max(finals) if finals else None,
+            solved=sum(r["solved"] for r in runs[variant]),
+            failed=sum(r["failed"] for r in runs[variant]),
+            diverged=sum(not r["failed"] and r["final_mse"] is None for r in runs[variant]),
+            seeds=len(runs[variant])))
+    return sorted(rows, key=lambda row: (row["median_final_mse"] is None,
+                                         row["median_final_mse"] or 0.0))
+
+
+def _duration(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def _progress_line(done, total, record, elapsed):
+    if record["failed"]:
+        what = f"FAILED ({record['error']})"
+    elif record["final_mse"] is None:
+        what = "diverged (test MSE not finite)"
+    else:
+        what = (f"test MSE {record['final_mse']:.2e}, " + ("solved" if record["solved"] else
+                                                           "not solved")
+                + f", {record['seconds']:.1f} s")
+    left = elapsed / done * (total - done)
+    return (f"[{done:{len(str(total))}d}/{total}] {record['variant']:<4} seed {record['seed']}: "
+            f"{what}; about {_duration(left)} left")
+
+
+def run_study(config=None, executor=None):
+    """Train every variant for every seed and return the content of results.json.
+
+    Inputs:
+    - config: StudyConfig (default: the command line's defaults)
+    - executor: any concurrent.futures.Executor, for example a
+      ProcessPoolExecutor, or ``client.get_executor()`` of a dask.distributed
+      Client; None: a process pool of ``config.workers`` processes
+
+    Returns a dict (plain JSON types):
+    - config: the settings; task: name, description, baseline MSE, solved criterion
+    - runs: {variant: [one record per seed]}, each with seed, steps, test_mse
+      (the learning curve), final_mse, max_abs_error, solved, gradflow
+      (grad_h, grad_c: mean norms for t = 0..T), seconds, failed and error
+    - summary: one row per variant, sorted by median final MSE
+    - seconds: wall time of the study
+    A run that raises is recorded as failed; the others go on. Writes no files.
+    """
+    config = (config or StudyConfig()).validate()
+    jobs = [(variant, seed) for variant in config.variants for seed in range(config.seeds)]
+    own = executor is None
+    if own:
+        executor = concurrent.futures.ProcessPoolExecutor(config.workers or os.cpu_count())
+    start = time.perf_counter()
+    records = {}
+    try:
+        futures = {executor.submit(_run_safely, config, variant, seed): (variant, seed)
+                   for variant, seed in jobs}
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            variant, seed = futures[future]
+            try:
+                record = future.result()
+            except Exception as err:                       # the executor itself failed the run
+                record = _failed(variant, seed, err)
+            records[variant, seed] = record
+            if not config.quiet:
+                print(_progress_line(done, len(jobs), record, time.perf_counter() - start),
+                      flush=True)
+    finally:
+        if own:
+            executor.shutdown(cancel_futures=True)
+    runs = {variant: [records[variant, seed] for seed in range(config.seeds)]
+            for variant in config.variants}
+    mse, what = baseline(config.task)
+    return dict(
+        config=dataclasses.asdict(config),
+        task=dict(name=config.task, description=TASKS[config.task], baseline_mse=mse,
+                  baseline=what, solved_error=SOLVED_ERROR,
+                  solved="every test answer within 0.04 of its target"),
+        runs=runs, summary=summarize(config, runs),
+        seconds=time.perf_counter() - start)
+
+
+def format_table(results):
+    """The closing table: variants sorted by median final MSE."""
+    def number(value):
+        return "-" if value is None else f"{value:.2e}"
+
+    seeds = results["config"]["seeds"]
+    lines = [f"{'variant':<8}{'median MSE':>12}{'best':>10}{'worst':>10}{'solved':>8}  notes",
+             "-" * 64]
+    for row in results["summary"]:
+        notes = [row["description"]]
+        if row["failed"]:
+            notes.append(f"{row['failed']} FAILED")
+        if row["diverged"]:
+            notes.append(f"{row['diverged']} diverged")
+        lines.append(f"{row['variant']:<8}{number(row['median_final_mse']):>12}"
+                     f"{number(row['best_final_mse']):>10}{number(row['worst_final_mse']):>10}"
+                     f"{row['solved']:>5}/{seeds:<2}  " + "; ".join(notes))
+    lines.append(f"baseline: MSE {results['task']['baseline_mse']:.3f} by answering "
+                 f"{results['task']['baseline']}; solved: {results['task']['solved']}")
+    return "\n".join(lines)
+
+
+def best_run(results, variant):
+    """The finished run of ``variant`` with the lowest final MSE, or None."""
+    finished = [r for r in results["runs"].get(variant, []) if r["final_mse"] is not None]
+    return min(finished, key=lambda r: r["final_mse"]) if finished else None
+
+
+# ----------------------------------------------------------------------------- pictures
+
+COLORS = {"V": "black", "NP": "tab:blue", "NIG": "tab:green", "NFG": "tab:red",
+          "NOG": "tab:purple", "NIAF": "tab:olive", "NOAF": "tab:orange", "CIFG": "tab:cyan"}
+STYLES = {"V": "-", "NP": "--"}
+
+
+def _finished(results, variant):
+    return [r for r in results["runs"][variant] if r["final_mse"] is not None]
+
+
+def _title(results):
+    c = results["config"]
+    return (f"{results['task']['name']} task, T={c['seq_len']}, H={c['hidden_size']}, "
+            f"{c['steps']} steps of {c['batch_size']}, {c['seeds']} seeds")
+
+
+def plot_curves(results, path):
+    """curves.png: test MSE against step, per variant the median over seeds, the range shaded."""
+    from .plots import _figure
+
+    fig = _figure(figsize=(9, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    for row in results["summary"]:
+        variant = row["variant"]
+        runs = [r for r in _finished(results, variant) if None not in r["test_mse"]]
+        if not runs:
+            continue
+        steps = runs[0]["steps"]
+        curves = np.array([r["test_mse"] for r in runs])                # (seeds, points)
+        ax.plot(steps, np.median(curves, axis=0), color=COLORS[variant],
+                linestyle=STYLES.get(variant, "-"), linewidth=2 if variant in STYLES else 1.4,
+                label=f"{variant}: {row['description']}")
+        ax.fill_between(steps, curves.min(axis=0), curves.max(axis=0), color=COLORS[variant],
+                        alpha=0.12, linewidth=0)
+    ax.axhline(results["task"]["baseline_mse"], color="grey", linestyle=":",
+               label=f"baseline: answer {results['task']['baseline']} "
+                       f"(MSE {results['task']['baseline_mse']:.3f})")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("test MSE")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small",
+              title="median over seeds,\nrange shaded", title_fontsize="small")
+    ax.set_title("Learning curves: " + _title(results), fontsize=10)
+    fig.savefig(path, dpi=80)
+
+
+def plot_final(results, path):
+    """final.png: the final test MSE of every run, one column per variant, best median left."""
+    from .plots import _figure
+
+    fig = _figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    seeds = results["config"]["seeds"]
+    rows = results["summary"]
+    for k, row in enumerate(rows):
+        finals = [r["final_mse"] for r in _finished(results, row["variant"])]
+        jitter = np.linspace(-0.12, 0.12, len(finals)) if len(finals) > 1 else np.zeros(1)
+        if finals:
+            ax.scatter(k + jitter[:len(finals)], finals, color=COLORS[row["variant"]], s=22,
+                       zorder=3)
+            ax.plot([k - 0.25, k + 0.25], [row["median_final_mse"]] * 2, color="black",
+                    linewidth=1.5, zorder=2)
+        note = f"{row['solved']}/{seeds}"
+        if row["failed"] or row["diverged"]:
+            note += f"\n{row['failed'] + row['diverged']} lost"
+        ax.annotate(note, (k, 1.0), xycoords=("data", "axes fraction"), xytext=(0, -4),
+                    textcoords="offset points", ha="center", va="top", fontsize=8)
+    ax.axhline(results["task"]["baseline_mse"], color="grey", linestyle=":",
+               label=f"baseline: answer {results['task']['baseline']} "
+                       f"(MSE {results['task']['baseline_mse']:.3f})")
+    ax.set_xticks(range(len(rows)), [row["variant"] for row in rows])
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_yscale("log")
+    ax.margins(y=0.25)
+    ax.set_ylabel("final test MSE (one point per seed, bar: median)")
+    ax.grid(True, axis="y", which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    ax.set_title("Final test MSE, sorted by median; at the top: seeds solved "
+                 f"(every |error| < {results['task']['solved_error']})\n" + _title(results),
+                 fontsize=10)
+    fig.savefig(path, dpi=80)
+
+
+def plot_gradflow(results, path):
+    """gradflow.png: mean ||dLoss/dc_t|| and ||dLoss/dh_t|| against t, median over seeds."""
+    from .plots import _figure
+
+    fig = _figure(figsize=(11, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for row in results["summary"]:
+        variant = row["variant"]
+        runs = _finished(results, variant)
+        if not runs:
+            continue
+        for ax, key in zip(axes, ("grad_c", "grad_h")):
+            norms = np.median([r["gradflow"][key] for r in runs], axis=0)   # (T+1,)
+            t = np.arange(len(norms))
+            shown = norms > 0                        # grad_c at the readout is 0 by definition
+            ax.plot(t[shown], norms[shown], color=COLORS[variant],
+                    linestyle=STYLES.get(variant, "-"), linewidth=2 if variant in STYLES else 1.4,
+                    label=variant)
+    for ax, name in zip(axes, ("c", "h")):
+        ax.set_yscale("log")
+        ax.set_xlabel("t (state after step t; the loss reads h at the last step)")
+        ax.set_title(f"mean ||dLoss/d{name}_t|| over {GRADFLOW_SIZE} test sequences",
+                     fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_ylabel("gradient norm (median over seeds)")
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    fig.suptitle("How far back the error signal reaches: " + _title(results), fontsize=11)
+    fig.savefig(path, dpi=80)
+
+
+def plot_standard_gates(results, path):
+    """gates.png: the gates of the best seed of the standard LSTM (NP) on a test sequence.
+
+    The run is trained again from its seed (training is deterministic), since
+    results.json keeps no weights. Returns False when there is no such run.
+    """
+    from .gates import plot_gates
+
+    config = StudyConfig(**{**results["config"], "variants": tuple(results["config"]["variants"])})
+    best = best_run(results, STANDARD)
+    if best is None:
+        return False
+    with _one_blas_thread():
+        record, model = train_model(config, STANDARD, best["seed"])
+    x, _ = test_set(config, best["seed"])
+    if config.task == "continual":
+        x = x[:3 * config.seq_len, :1]                       # the first three episodes
+        names = ("value", "mark", "episode start")
+    elif config.task == "adding":
+        x = x[:, :1]
+        names = ("value", "mark")
+    else:
+        x = x[:, :1]
+        names = ("sine",)
+    marked = np.flatnonzero(x[:, 0, 1]) if config.task != "sine" else None
+    plot_gates(model.lstm, x, path, input_names=names, marked_steps=marked,
+               title=f"{STANDARD}, {DESCRIPTIONS[STANDARD]}: seed {best['seed']}, "
+                     f"test MSE {record['final_mse']:.2e}, on test sequence 0 of the "
+                     f"{config.task} task")
+    return True
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _variant_list(text):
+    if text == "all":
+        return tuple(VARIANTS)
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"expected 'all' or a comma-separated list of {', '.join(VARIANTS)}, got {text!r}")
+    return names
+
+
+def _at_least(minimum):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def build_parser():
+    """The argparse parser of ``python -m npylstm.study``; its defaults are StudyConfig's."""
+    d = StudyConfig()
+    p = argparse.ArgumentParser(
+        prog="python -m npylstm.study",
+        description="Train Greff et al.'s LSTM variants on a memory task and write "
+                    "results.json, curves.png, final.png, gradflow.png and gates.png into --out.",
+        epilog="Variants: " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
+    p.add_argument("--task", default=d.task, choices=list(TASKS), help="default %(default)s")
+    p.add_argument("--seq-len", type=_at_least(2), default=d.seq_len, metavar="T",
+                   help="steps per sequence (continual: per episode); default %(default)s")
+    p.add_argument("--variants", type=_variant_list, default=d.variants, metavar="LIST",
+                   help="'all' (default) or a comma-separated list, e.g. V,NP,NFG")
+    p.add_argument("--seeds", type=_at_least(1), default=d.seeds, metavar="K",
+                   help="seeds per variant (default %(default)s)")
+    p.add_argument("--steps", type=_at_least(1), default=d.steps, metavar="S",
+                   help="Adam steps per run (default %(default)s)")
+    p.add_argument("--batch-size", type=_at_least(1), default=d.batch_size, metavar="B",
+                   help="default %(default)s")
+    p.add_argument("--hidden-size", type=_at_least(1), default=d.hidden_size, metavar="H",
+                   help="default %(default)s")
+    p.add_argument("--lr", type=_positive_float, default=d.lr, help="Adam (default %(default)s)")
+    p.add_argument("--workers", type=_at_least(1), default=d.workers, metavar="W",
+                   help="processes (default: one per core)")
+    p.add_argument("--out", default=os.path.join("runs", "study"), metavar="DIR",
+                   help="output folder (default %(default)s)")
+    p.add_argument("--no-plots", action="store_true", help="write results.json only")
+    p.add_argument("--quiet", action="store_true", help="print nothing")
+    return p
+
+
+def write_outputs(results, out, plots=True):
+    """results.json and (with ``plots``) the pictures into ``out``; returns the names written."""
+    from .checkpoint import atomic_write
+
+    os.makedirs(out, exist_ok=True)
+    atomic_write(os.path.join(out, "results.json"),
+                 lambda f: f.write((json.dumps(results, indent=1) + "\n").encode()))
+    if not plots:
+        return ["results.json"]
+    plot_curves(results, os.path.join(out, "curves.png"))
+    plot_final(results, os.path.join(out, "final.png"))
+    plot_gradflow(results, os.path.join(out, "gradflow.png"))
+    written = ["results.json", "curves.png", "final.png", "gradflow.png"]
+    if plot_standard_gates(results, os.path.join(out, "gates.png")):
+        written.append("gates.png")
+    return written
+
+
+def main(argv=None):
+    """The command line; returns the exit status (argument errors exit 2 through argparse)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    names = {f.name for f in dataclasses.fields(StudyConfig)}
+    config = StudyConfig(**{k: v for k, v in vars(args).items() if k in names}).validate()
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        print(f"python -m npylstm.study: error: cannot create the output folder {args.out!r}: "
+              f"{err.strerror}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"{len(config.variants)} variants x {config.seeds} seeds on {config.task} "
+              f"(T={config.seq_len}, H={config.hidden_size}, {config.steps} steps of "
+              f"{config.batch_size}), {config.workers or os.cpu_count()} workers", flush=True)
+    results = run_study(config)
+    try:
+        written = write_outputs(results, args.out, plots=not args.no_plots)
+    except OSError as err:
+        print(f"python -m npylstm.study: error: cannot write into {args.out!r}: {err}",
+              file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print()
+        print(format_table(results))
+        print(f"study time: {_duration(results['seconds'])}")
+        print(f"wrote {', '.join(os.path.join(args.out, name) for name in written)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
