@@ -12,6 +12,7 @@ tests/test_notebook.py imports ``execute_notebook`` from here.
 """
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
 NOTEBOOK = DOCS / "tutorial.ipynb"
 CELL_TIMEOUT = 600          # seconds per cell; the whole notebook takes about a minute
+ANSI_COLOR = re.compile(r"\x1b\[[0-9;]*m")    # the kernel colours its tracebacks
 
 
 class CellError(RuntimeError):
@@ -61,7 +63,8 @@ def execute_notebook(nb, cwd=DOCS, timeout=CELL_TIMEOUT):
             try:
                 client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
             except CellExecutionError as err:
-                raise CellError(f"{describe_cell(nb, index)}\n{err}") from None
+                traceback = ANSI_COLOR.sub("", str(err))
+                raise CellError(f"{describe_cell(nb, index)}\n{traceback}") from None
         client.set_widgets_metadata()
     return nb
 

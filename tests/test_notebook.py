@@ -49,10 +49,13 @@ def test_notebook_runs_top_to_bottom():
 
     runner = _runner()
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    failure = None
     try:
         runner.execute_notebook(nb, cwd=NOTEBOOK.parent)
     except runner.CellError as err:
-        pytest.fail(f"docs/tutorial.ipynb: {err}", pytrace=False)
+        failure = f"docs/tutorial.ipynb: {err}"
+    if failure:
+        pytest.fail(failure, pytrace=False)
     codes = _code_cells(nb)
     counts = [c.execution_count for _, c in codes]
     assert counts == list(range(1, len(codes) + 1)), f"execution counts of the fresh run: {counts}"
