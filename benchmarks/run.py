@@ -1,16 +1,22 @@
-"""npylstm against torch.nn.LSTM on the CPU, side by side.
+"""npylstm against torch.nn.LSTM on the CPU, side by side, at 1 and at 2 threads.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py [--quick]
 
 Rules, so that the ratios mean something on a small, noisy machine:
-- both use the same number of threads (--threads, default 2): torch through
-  torch.set_num_threads, numpy's BLAS through threadpoolctl;
+- both use the same number of threads, 1 and then 2 in the same run
+  (--threads to change): torch through torch.set_num_threads, numpy's BLAS
+  through threadpoolctl;
 - every measurement runs in a fresh process that imports one implementation
   only (benchmarks/worker.py), and the two implementations alternate,
-  A B then B A, for --rounds rounds;
+  A B then B A, for --rounds rounds; so do the thread counts;
+- forward is timed under npylstm.no_grad() against torch.no_grad();
+- every process also times a small fixed GEMM (the probe, worker.PROBE) with
+  its own library and threads; its GFLOP/s is printed per round next to the
+  ratios, so a slow phase of the machine (2 threads no faster than 1) shows;
 - a time is the median over repeats inside a process, then the median over
   rounds; only ratios from the same run are compared.
-It writes benchmarks/results/latest.json, latest.md and docs/benchmarks.png.
+It writes benchmarks/results/latest.json, latest.md and docs/benchmarks.png;
+latest.md holds every table of docs/benchmarks.md's "Latest run".
 Needs torch, threadpoolctl and matplotlib (not needed by npylstm itself).
 """
 import argparse
@@ -43,6 +49,19 @@ CASES = [
 SCALE_T = [40, 200, 1000, 4000]                                          # N=32, I=1, H=100
 SCALE_H = [64, 128, 256, 512, 1024]                                      # T=40, N=64, I=32
 
+# Issue 11's targets: (what, which rows, mode, limit at 1 thread, limit at 2 threads), float32.
+TARGETS = [
+    ("forward under no_grad, seed shape", ["seed f32"], "fwd", 1.2, 1.5),
+    ("forward under no_grad, every other shape except N=1",
+     ["T100 N64 I32 H256", "T50 N128 I256 H512", "2-layer bidir T40 N64 I32 H128",
+      "seed, lengths=all T", "seed, lengths=random"], "fwd", 1.5, 2.0),
+    ("seed training and seed f+b", ["seed training", "seed f32"], "train/fb", 0.85, 1.0),
+    ("every other f+b except N=1",
+     ["T100 N64 I32 H256", "T50 N128 I256 H512", "2-layer bidir T40 N64 I32 H128",
+      "seed, lengths=all T", "seed, lengths=random"], "fb", 1.0, 1.2),
+    ("N=1, forward and f+b", ["N=1: T200 I8 H64"], "fwd/fb", 4.0, 4.0),
+]
+
 
 def worker(impl, case, threads):
     case = dict(case, threads=threads)
@@ -53,18 +72,40 @@ def worker(impl, case, threads):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def alternate(case, rounds, threads, impls=("npylstm", "torch")):
-    """Run each implementation `rounds` times, alternating which goes first."""
-    runs = {impl: [] for impl in impls}
+def alternate(case, rounds, thread_counts, modes, impls=("npylstm", "torch")):
+    """Run both implementations at every thread count `rounds` times, alternating
+    which goes first (and which thread count goes first); print each round's
+    ratios with the probe GFLOP/s of both processes.
+
+    Returns {threads: {impl: [worker result, one per round]}}.
+    """
+    runs = {th: {impl: [] for impl in impls} for th in thread_counts}
     for r in range(rounds):
-        for impl in (impls if r % 2 == 0 else impls[::-1]):
-            runs[impl].append(worker(impl, case, threads))
+        for th in (thread_counts if r % 2 == 0 else thread_counts[::-1]):
+            for impl in (impls if r % 2 == 0 else impls[::-1]):
+                runs[th][impl].append(worker(impl, case, th))
+            n, t = runs[th]["npylstm"][-1], runs[th]["torch"][-1]
+            ratios = "  ".join(f"{m} {n[m] / t[m]:.2f}" for m in modes)
+            print(f"  round {r + 1}, {th} thread{'s' if th > 1 else ''}: {ratios}   probe GFLOP/s "
+                  f"numpy {np.mean(n['probe']):.0f}, torch {np.mean(t['probe']):.0f}", flush=True)
     return runs
 
 
 def med(runs, key):
     vals = [r[key] for r in runs if key in r]
     return float(np.median(vals)) if vals else None
+
+
+def summarize(runs, modes):
+    """Medians, ratios and the per-round record of one case at one thread count."""
+    out = {impl: {m: med(rs, m) for m in modes} for impl, rs in runs.items()}
+    for m in modes:
+        out[f"ratio_{m}"] = out["npylstm"][m] / out["torch"][m]
+    out["rounds"] = [dict({f"ratio_{m}": n[m] / t[m] for m in modes},
+                          probe_numpy=float(np.mean(n["probe"])),
+                          probe_torch=float(np.mean(t["probe"])))
+                     for n, t in zip(runs["npylstm"], runs["torch"])]
+    return out
 
 
 def lstm_flops(T, N, I, H, layers=1, D=1):
@@ -89,7 +130,7 @@ for M, K, N in {shapes!r}:
     c = np.empty((M, N), "{dtype}")
     for _ in range(3): np.matmul(a, b, out=c)
     ts = []
-    t_end = time.perf_counter() + 0.3
+    t_end = time.perf_counter() + 0.2
     while len(ts) < 5 or time.perf_counter() < t_end:
         t0 = time.perf_counter(); np.matmul(a, b, out=c); ts.append(time.perf_counter() - t0)
     out.append(2 * M * K * N / float(np.median(ts)) / 1e9)
@@ -99,7 +140,7 @@ print(json.dumps(out))
     return json.loads(proc.stdout)
 
 
-def environment(threads):
+def environment(thread_counts):
     from threadpoolctl import threadpool_info
     import torch  # noqa: F401  (version only; measurements never import it here)
     blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
@@ -110,25 +151,41 @@ def environment(threads):
         blas=[dict(library=b["internal_api"], version=b["version"], kernel=b.get("architecture"),
                    file=os.path.basename(b["filepath"])) for b in blas],
         torch_config=torch.__config__.parallel_info().splitlines()[:6],
-        cpu=cpu, cpu_count=os.cpu_count(), threads=threads,
+        cpu=cpu, cpu_count=os.cpu_count(), threads=list(thread_counts),
         openblas_env={k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                       "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
         load_average_start=os.getloadavg(),
     )
 
 
+def seed_init(path):
+    """The seed model's initial weights (torch's LSTM default, Xavier linear), for both."""
+    rng = np.random.default_rng(0)
+    H, bound = 100, 1 / np.sqrt(100)
+    state = {f"lstm.{n}": rng.uniform(-bound, bound, s).astype(np.float32) for n, s in [
+        ("weight_ih_l0", (4 * H, 1)), ("weight_hh_l0", (4 * H, H)),
+        ("bias_ih_l0", (4 * H,)), ("bias_hh_l0", (4 * H,))]}
+    xavier = np.sqrt(6 / (H + 1))
+    state["linear.weight"] = rng.uniform(-xavier, xavier, (1, H)).astype(np.float32)
+    state["linear.bias"] = np.zeros(1, np.float32)
+    np.savez(path, **state)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="one round, few repeats, small scaling")
     ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3; 1 with --quick)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
+                    help="thread counts to measure (default: 1 2)")
+    ap.add_argument("--scaling-threads", type=int, default=2,
+                    help="thread count of the scaling runs (default 2; 0 skips them)")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
-    repeats = [2, 0.05, 3] if args.quick else [5, 0.4, 20]             # min, min seconds, max
-    threads = args.threads
+    repeats = [2, 0.05, 3] if args.quick else [5, 0.3, 20]             # min, min seconds, max
+    thread_counts = sorted(set(args.threads))
     started = time.time()
-    env = environment(threads)
+    env = environment(thread_counts)
     for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if env["openblas_env"][k] is not None:
             print(f"warning: {k} is set; it slows numpy's BLAS about 2x. Run with "
@@ -138,67 +195,59 @@ def main():
     # The seed's training run: same initial weights, data and optimiser in both.
     with tempfile.TemporaryDirectory() as tmp:
         init = Path(tmp) / "init.npz"
-        rng = np.random.default_rng(0)
-        H, bound = 100, 1 / np.sqrt(100)
-        state = {f"lstm.{n}": rng.uniform(-bound, bound, s).astype(np.float32) for n, s in [
-            ("weight_ih_l0", (4 * H, 1)), ("weight_hh_l0", (4 * H, H)),
-            ("bias_ih_l0", (4 * H,)), ("bias_hh_l0", (4 * H,))]}
-        xavier = np.sqrt(6 / (H + 1))
-        state["linear.weight"] = rng.uniform(-xavier, xavier, (1, H)).astype(np.float32)
-        state["linear.bias"] = np.zeros(1, np.float32)
-        np.savez(init, **state)
+        seed_init(init)
         epochs = 10 if args.quick else 80
         case = dict(kind="train", name=f"seed training, {epochs} epochs", dtype="float32",
                     init=str(init), seq_len=40, hidden=100, lr=1e-3, epochs=epochs)
         print(f"{case['name']} ...", flush=True)
-        runs = alternate(case, rounds, threads)
-        row = dict(name=case["name"], kind="train", dtype="float32",
-                   npylstm=dict(train=med(runs["npylstm"], "train"),
-                                final_loss=runs["npylstm"][-1]["final_loss"]),
-                   torch=dict(train=med(runs["torch"], "train"),
-                              final_loss=runs["torch"][-1]["final_loss"]))
-        row["ratio_train"] = row["npylstm"]["train"] / row["torch"]["train"]
+        runs = alternate(case, rounds, thread_counts, ["train"])
+        row = dict(name=case["name"], kind="train", dtype="float32", threads={})
+        for th in thread_counts:
+            row["threads"][str(th)] = s = summarize(runs[th], ["train"])
+            for impl in ("npylstm", "torch"):
+                s[impl]["final_loss"] = runs[th][impl][-1]["final_loss"]
         results["cases"].append(row)
 
     for name, shape, opts in CASES:
         case = dict(dict(kind="lstm", name=name, shape=shape, dtype="float32",
-                         modes=["fwd", "fb"], repeats=repeats), **opts)
+                         modes=["fwd", "fb"], repeats=repeats, memory=True), **opts)
         print(f"{name} ...", flush=True)
-        runs = alternate(case, rounds, threads)
+        runs = alternate(case, rounds, thread_counts, ["fwd", "fb"])
         T, N, I, H = shape
         L, D = opts.get("layers", 1), 2 if opts.get("bidirectional") else 1
         flops = lstm_flops(T, N, I, H, L, D)
-        peak = gemm_peak([(N, H, 4 * H)], case["dtype"], threads)[0]      # the per-step GEMM
+        last = runs[thread_counts[-1]]["npylstm"][-1]
         row = dict(name=name, kind="lstm", shape=shape, dtype=case["dtype"], options=opts,
-                   gemm_peak_gflops=peak, flops_fwd=flops,
-                   cache=runs["npylstm"][-1]["cache"])
-        for impl in ("npylstm", "torch"):
-            row[impl] = {m: med(runs[impl], m) for m in ("fwd", "fb")}
-            row[impl]["gflops_fwd"] = flops / row[impl]["fwd"] / 1e9
-            row[impl]["gflops_fb"] = 3 * flops / row[impl]["fb"] / 1e9
-        for m in ("fwd", "fb"):
-            row[f"ratio_{m}"] = row["npylstm"][m] / row["torch"][m]
+                   flops_fwd=flops, cache=last["cache"], memory=last.get("memory"),
+                   blas=last.get("blas"), threads={})
+        for th in thread_counts:
+            row["threads"][str(th)] = s = summarize(runs[th], ["fwd", "fb"])
+            s["gemm_peak_gflops"] = gemm_peak([(N, H, 4 * H)], case["dtype"], th)[0]  # the per-step GEMM
+            for impl in ("npylstm", "torch"):
+                s[impl]["gflops_fb"] = 3 * flops / s[impl]["fb"] / 1e9
         results["cases"].append(row)
 
     # Scaling: time and memory as T grows and as H grows (both implementations, one round).
+    th = args.scaling_threads
     for key, values, make in (("scaling_T", SCALE_T if not args.quick else SCALE_T[:2],
                                lambda v: (v, 32, 1, 100)),
                               ("scaling_H", SCALE_H if not args.quick else SCALE_H[:2],
                                lambda v: (40, 64, 32, v))):
-        for v in values:
+        for v in values if th else []:
             shape = make(v)
             print(f"{key} {shape} ...", flush=True)
             case = dict(kind="lstm", name=f"{key} {v}", shape=shape, dtype="float32",
-                        modes=["fb"], repeats=[3, 0.3, 10] if not args.quick else [2, 0.05, 3])
-            runs = alternate(case, 1, threads)
+                        modes=["fb"], repeats=[3, 0.2, 10] if not args.quick else [2, 0.05, 3])
+            runs = alternate(case, 1, [th], ["fb"])[th]
             n, t = runs["npylstm"][0], runs["torch"][0]
-            results[key].append(dict(value=v, shape=shape, npylstm_fb=n["fb"], torch_fb=t["fb"],
-                                     ratio_fb=n["fb"] / t["fb"], cache=n["cache"],
+            results[key].append(dict(value=v, shape=shape, threads=th, npylstm_fb=n["fb"],
+                                     torch_fb=t["fb"], ratio_fb=n["fb"] / t["fb"], cache=n["cache"],
                                      npylstm_peak_rss_over_start=n["peak_rss_over_start"],
                                      torch_peak_rss_over_start=t["peak_rss_over_start"]))
 
     env["load_average_end"] = os.getloadavg()
     results["seconds"] = time.time() - started
+    results["targets"] = check_targets(results)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "latest.json").write_text(json.dumps(results, indent=1))
@@ -210,63 +259,124 @@ def main():
           f"in {results['seconds']:.0f} s")
 
 
+def check_targets(res):
+    """Issue 11's targets against this run: one entry per target and thread count."""
+    rows = {r["name"].split(",")[0] if r["kind"] == "train" else r["name"]: r for r in res["cases"]}
+    found = []
+    for what, names, mode, *limits in TARGETS:
+        for th, limit in zip(("1", "2"), limits):
+            values = []
+            for name in names:
+                row = rows.get(name)
+                if row is None or th not in row["threads"]:
+                    continue
+                s = row["threads"][th]
+                for m in mode.split("/"):
+                    if f"ratio_{m}" in s:
+                        values.append((name, m, s[f"ratio_{m}"]))
+            if values:
+                found.append(dict(target=what, threads=int(th), limit=limit, values=values,
+                                  met=all(v <= limit for _, _, v in values)))
+    return found
+
+
 def ms(s):
     return f"{1e3 * s:.2f}"
+
+
+def mb(b):
+    return f"{b / 1e6:.1f}"
 
 
 def markdown(res):
     env = res["environment"]
     blas = ", ".join(f"{b['library']} {b['version']} (kernel {b['kernel']})" for b in env["blas"])
+    threads = [str(t) for t in env["threads"]]
     lines = [
-        f"Machine: {env['cpu']}, {env['cpu_count']} cores; {env['threads']} threads for both. "
-        f"numpy {env['numpy']} with {blas}; torch {env['torch']}; Python {env['python']}.",
+        f"Machine: {env['cpu']}, {env['cpu_count']} cores, shared. numpy {env['numpy']} with {blas}; "
+        f"torch {env['torch']}; Python {env['python']}.",
         f"OPENBLAS_CORETYPE={env['openblas_env']['OPENBLAS_CORETYPE']}, "
         f"OPENBLAS_L2_SIZE={env['openblas_env']['OPENBLAS_L2_SIZE']} (None = unset). "
         f"Load average at start {env['load_average_start'][0]:.2f}, at end "
-        f"{env['load_average_end'][0]:.2f}. {res['rounds']} alternating rounds; medians.",
-        "",
-        "| case | dtype | npylstm fwd ms | torch fwd ms | fwd ratio | npylstm fwd+bwd ms "
-        "| torch fwd+bwd ms | fwd+bwd ratio | npylstm fwd+bwd GFLOP/s (% of GEMM peak) "
-        "| torch fwd+bwd GFLOP/s (%) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"{env['load_average_end'][0]:.2f}. {res['rounds']} alternating rounds; medians; "
+        f"{res['seconds'] / 60:.1f} minutes in all. Forward: npylstm.no_grad() against "
+        f"torch.no_grad().",
     ]
+    # The probe: what one small GEMM ran at, per thread count, over every process of the run.
+    lines += ["", "Phase probe: GFLOP/s of a fixed float32 GEMM (128x256 by 256x512) timed in every "
+              "process, median over the run (min-max). At 2 threads it should be about twice the "
+              "1-thread figure; a round whose probe is near the 1-thread figure ran in a slow phase.",
+              "", "| threads | numpy (npylstm's processes) | torch (torch's processes) |", "|---|---|---|"]
+    for th in threads:
+        probes = {k: [r[k] for c in res["cases"] if th in c["threads"] for r in c["threads"][th]["rounds"]]
+                  for k in ("probe_numpy", "probe_torch")}
+        lines.append(f"| {th} | " + " | ".join(
+            f"{np.median(v):.0f} ({min(v):.0f}-{max(v):.0f})" for v in probes.values()) + " |")
+    for th in threads:
+        lines += ["", f"**{th} thread{'s' if th != '1' else ''}** (ratio = npylstm / torch; "
+                  f"per round: the ratio of each round, then the probe GFLOP/s numpy/torch of "
+                  f"each round)", "",
+                  "| case | npylstm fwd ms | torch fwd ms | fwd ratio | per round | npylstm f+b ms "
+                  "| torch f+b ms | f+b ratio | per round | probe per round | npylstm f+b GFLOP/s "
+                  "(% of GEMM peak) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in res["cases"]:
+            s = row["threads"].get(th)
+            if s is None:
+                continue
+            per = lambda m: " / ".join(f"{r[f'ratio_{m}']:.2f}" for r in s["rounds"])
+            probe = " / ".join(f"{r['probe_numpy']:.0f}-{r['probe_torch']:.0f}" for r in s["rounds"])
+            if row["kind"] == "train":
+                n, t = s["npylstm"], s["torch"]
+                lines.append(f"| {row['name']} (total; final loss npylstm {n['final_loss']:.6g}, "
+                             f"torch {t['final_loss']:.6g}) | | | | | {n['train']:.3f} s "
+                             f"| {t['train']:.3f} s | **{s['ratio_train']:.2f}** | {per('train')} "
+                             f"| {probe} | |")
+                continue
+            n, t, peak = s["npylstm"], s["torch"], s["gemm_peak_gflops"]
+            lines.append(
+                f"| {row['name']} | {ms(n['fwd'])} | {ms(t['fwd'])} | **{s['ratio_fwd']:.2f}** "
+                f"| {per('fwd')} | {ms(n['fb'])} | {ms(t['fb'])} | **{s['ratio_fb']:.2f}** "
+                f"| {per('fb')} | {probe} | {n['gflops_fb']:.1f} ({100 * n['gflops_fb'] / peak:.0f}%) |")
+    lines += ["", "Targets of issue 11 (float32, median ratios of this run):", "",
+              "| target | threads | limit | this run | |", "|---|---|---|---|---|"]
+    for t in res["targets"]:
+        vals = ", ".join(f"{name} {m} {v:.2f}" for name, m, v in t["values"])
+        lines.append(f"| {t['target']} | {t['threads']} | ≤ {t['limit']} | {vals} "
+                     f"| {'met' if t['met'] else '**missed**'} |")
+    lines += ["", "Memory of one forward (npylstm, float32, a fresh LSTM; tracemalloc peak of "
+              "everything numpy allocates during the call, the returned output included):", "",
+              "| case | cached forward MB | under no_grad MB | output MB | no_grad minus output MB |",
+              "|---|---|---|---|---|"]
     for row in res["cases"]:
-        if row["kind"] == "train":
-            n, t = row["npylstm"], row["torch"]
-            lines.append(f"| {row['name']} (total s; final loss npylstm {n['final_loss']:.6g}, "
-                         f"torch {t['final_loss']:.6g}) | float32 | | | | {n['train']:.3f} s "
-                         f"| {t['train']:.3f} s | **{row['ratio_train']:.2f}** | | |")
-            continue
-        n, t, peak = row["npylstm"], row["torch"], row["gemm_peak_gflops"]
-        lines.append(
-            f"| {row['name']} | {row['dtype']} | {ms(n['fwd'])} | {ms(t['fwd'])} "
-            f"| **{row['ratio_fwd']:.2f}** | {ms(n['fb'])} | {ms(t['fb'])} "
-            f"| **{row['ratio_fb']:.2f}** | {n['gflops_fb']:.1f} ({100 * n['gflops_fb'] / peak:.0f}%) "
-            f"| {t['gflops_fb']:.1f} ({100 * t['gflops_fb'] / peak:.0f}%) |")
-    lines += ["", "GEMM peak: numpy matmul GFLOP/s on the per-step shape (N, H) x (H, 4H) "
-              "with the same threads, measured in the same run.", "",
-              "BPTT cache (npylstm, per forward and layer/direction), per (t, n): held = the "
+        m = row.get("memory")
+        if m:
+            lines.append(f"| {row['name']} | {mb(m['cached'])} | {mb(m['no_grad'])} | {mb(m['output'])} "
+                         f"| {mb(m['no_grad'] - m['output'])} |")
+    lines += ["", "BPTT cache (npylstm, per forward and layer/direction), per (t, n): held = the "
               "inputs of the step's GEMM [h_prev, x_t, 1] (Hout + I + 1) + gates i, f, o, g (4H) "
               "+ c (H) + tanh(c) (H); minimum = what backward cannot do without: i, f, g, o, c "
-              "(5H) and h_prev, x_t for the weight gradients (Hout + I). The output returned to "
-              "the caller is a separate array, not read by backward. Workspaces (the caches "
+              "(5H) and h_prev, x_t for the weight gradients (Hout + I). Workspaces (the caches "
               "and backward's buffers, e.g. grad_z, 4H per (t, n)) are reused across calls.", "",
               "| case | cache held MB | minimum MB | held / minimum | workspaces MB |",
               "|---|---|---|---|---|"]
     for row in res["cases"]:
         if row["kind"] == "lstm":
             c = row["cache"]
-            lines.append(f"| {row['name']} | {c['held'] / 1e6:.1f} | {c['minimum'] / 1e6:.1f} "
-                         f"| {c['ratio']:.2f} | {c['workspace'] / 1e6:.1f} |")
+            lines.append(f"| {row['name']} | {mb(c['held'])} | {mb(c['minimum'])} "
+                         f"| {c['ratio']:.2f} | {mb(c['workspace'])} |")
     for key, label in (("scaling_T", "T (N=32, I=1, H=100)"), ("scaling_H", "H (T=40, N=64, I=32)")):
-        lines += ["", f"Scaling with {label}, float32, forward+backward, one round:", "",
+        if not res[key]:
+            continue
+        lines += ["", f"Scaling with {label}, float32, forward+backward, one round, "
+                  f"{res[key][0]['threads']} threads:", "",
                   f"| {key[-1]} | npylstm ms | torch ms | ratio | npylstm cache MB (x minimum) "
                   f"| npylstm peak RSS over start MB | torch peak RSS over start MB |",
                   "|---|---|---|---|---|---|---|"]
         for row in res[key]:
             c = row["cache"]
             lines.append(f"| {row['value']} | {ms(row['npylstm_fb'])} | {ms(row['torch_fb'])} "
-                         f"| {row['ratio_fb']:.2f} | {c['held'] / 1e6:.1f} ({c['ratio']:.2f}) "
+                         f"| {row['ratio_fb']:.2f} | {mb(c['held'])} ({c['ratio']:.2f}) "
                          f"| {row['npylstm_peak_rss_over_start'] / 1e6:.0f} "
                          f"| {row['torch_peak_rss_over_start'] / 1e6:.0f} |")
     return "\n".join(lines) + "\n"
@@ -276,30 +386,35 @@ def plot(res, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    threads = [str(t) for t in res["environment"]["threads"]]
     rows = [r for r in res["cases"] if r["kind"] == "lstm"]
-    fig, (ax, ax_t, ax_h) = plt.subplots(1, 3, figsize=(16, 5),
-                                         gridspec_kw=dict(width_ratios=[2.2, 1, 1]))
-    y = np.arange(len(rows))
-    ax.barh(y - 0.2, [r["ratio_fwd"] for r in rows], 0.4, label="forward (eval / no_grad)")
-    ax.barh(y + 0.2, [r["ratio_fb"] for r in rows], 0.4, label="forward + backward")
     train = [r for r in res["cases"] if r["kind"] == "train"][0]
-    ax.barh([-1], [train["ratio_train"]], 0.4, color="C2", label="seed training run")
-    ax.set_yticks(list(y) + [-1], [f"{r['name']} {r['dtype']}" for r in rows] + [train["name"]])
-    ax.axvline(1, color="k", lw=1)
-    ax.invert_yaxis()
-    ax.set_xlabel("time npylstm / time torch (lower is faster)")
-    ax.legend(loc="lower right", fontsize=8)
-    for a, key, label in ((ax_t, "scaling_T", "T (N=32, H=100)"), (ax_h, "scaling_H", "H (T=40, N=64)")):
+    fig, axes = plt.subplots(1, len(threads) + 2, figsize=(7 * len(threads) + 8, 5),
+                             gridspec_kw=dict(width_ratios=[2.2] * len(threads) + [1, 1]))
+    y = np.arange(len(rows))
+    for ax, th in zip(axes, threads):
+        ax.barh(y - 0.2, [r["threads"][th]["ratio_fwd"] for r in rows], 0.4,
+                label="forward (no_grad)")
+        ax.barh(y + 0.2, [r["threads"][th]["ratio_fb"] for r in rows], 0.4, label="forward + backward")
+        ax.barh([-1], [train["threads"][th]["ratio_train"]], 0.4, color="C2", label="seed training run")
+        ax.set_yticks(list(y) + [-1], [f"{r['name']} {r['dtype']}" for r in rows] + [train["name"]]
+                      if th == threads[0] else [""] * (len(rows) + 1))
+        ax.axvline(1, color="k", lw=1)
+        ax.invert_yaxis()
+        ax.set_title(f"{th} thread{'s' if th != '1' else ''}")
+        ax.set_xlabel("time npylstm / time torch (lower is faster)")
+        ax.legend(loc="lower right", fontsize=8)
+    for a, key, label in ((axes[-2], "scaling_T", "T (N=32, H=100)"),
+                          (axes[-1], "scaling_H", "H (T=40, N=64)")):
         v = [r["value"] for r in res[key]]
         a.loglog(v, [1e3 * r["npylstm_fb"] for r in res[key]], "o-", label="npylstm fwd+bwd")
         a.loglog(v, [1e3 * r["torch_fb"] for r in res[key]], "s--", label="torch fwd+bwd")
         a.set_xlabel(label)
         a.set_ylabel("ms")
         a.legend(fontsize=8)
-    fig.suptitle(f"npylstm vs torch {res['environment']['torch']}, {res['environment']['threads']} "
-                 f"threads, {res['environment']['cpu']}")
+    fig.suptitle(f"npylstm vs torch {res['environment']['torch']}, {res['environment']['cpu']}")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
 
 
 if __name__ == "__main__":

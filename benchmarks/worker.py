@@ -5,12 +5,21 @@ process imports only the implementation it measures (torch runs about 2x
 slower right after numpy's BLAS ran in the same process, and the other way
 round), limits it to the requested number of threads, and prints one JSON
 line with the timings. Called by run.py; not meant to be run by hand.
+
+Forward is timed under npylstm.no_grad() and torch.no_grad() (no cache in
+either). Every worker also times a small fixed GEMM, PROBE, before and after
+its measurement, with its own library and threads: its GFLOP/s tells a slow
+phase of the shared machine (the second vCPU busy elsewhere: 2 threads no
+faster than 1) from a real change.
 """
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # this checkout's npylstm
 
 
 def median_time(fn, min_repeats, min_seconds, max_repeats):
@@ -24,6 +33,33 @@ def median_time(fn, min_repeats, min_seconds, max_repeats):
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), len(times)
+
+
+PROBE = (128, 256, 512)          # M, K, N of the probe GEMM, float32: 34 MFLOP, well under 1 ms
+
+
+def probe_gflops(matmul, make, seconds=0.05):
+    """GFLOP/s of ``matmul(a, b)`` on the PROBE shape: the median of repeats over ``seconds``."""
+    M, K, N = PROBE
+    a, b = make(M, K), make(K, N)
+    for _ in range(3):
+        matmul(a, b)
+    times, end = [], time.perf_counter() + seconds
+    while len(times) < 10 or time.perf_counter() < end:
+        t0 = time.perf_counter()
+        matmul(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * M * K * N / float(np.median(times)) / 1e9
+
+
+def numpy_probe():
+    rng = np.random.default_rng(0)
+    return probe_gflops(np.matmul, lambda m, n: rng.standard_normal((m, n)).astype(np.float32))
+
+
+def torch_probe():
+    import torch
+    return probe_gflops(torch.mm, lambda m, n: torch.randn(m, n))
 
 
 def seed_data(T, num_points=500, period=50):
@@ -49,13 +85,25 @@ def current_rss():
 
 
 def run_npylstm(case, threads):
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_info, threadpool_limits
     threadpool_limits(threads, user_api="blas")
     import npylstm
     case["rss_start"] = current_rss()           # after the imports
     dtype = np.dtype(case["dtype"])
+    probe = [numpy_probe()]
     if case["kind"] == "train":
-        return train_npylstm(case, dtype)
+        result = train_npylstm(case, dtype)
+    else:
+        result = lstm_npylstm(case, dtype)
+    probe.append(numpy_probe())
+    result["probe"] = probe
+    result["blas"] = [(i["internal_api"], i.get("architecture"), i["num_threads"])
+                      for i in threadpool_info() if i["user_api"] == "blas"]
+    return result
+
+
+def lstm_npylstm(case, dtype):
+    import npylstm
     T, N, I, H = case["shape"]
     m = npylstm.LSTM(I, H, num_layers=case.get("layers", 1),
                      bidirectional=case.get("bidirectional", False), dtype=dtype, rng=0)
@@ -66,7 +114,8 @@ def run_npylstm(case, threads):
     grad = rng.standard_normal(out.shape).astype(dtype)
 
     def forward():
-        m(x, lengths=lengths)
+        with npylstm.no_grad():
+            m(x, lengths=lengths)
 
     def forward_backward():
         m(x, lengths=lengths)
@@ -75,7 +124,32 @@ def run_npylstm(case, threads):
     result = measure(case, forward, forward_backward)
     m(x, lengths=lengths)
     result["cache"] = cache_bytes(m, T, N, H, dtype)
+    if case.get("memory"):
+        result["memory"] = forward_memory(case, x, lengths, dtype)
     return result
+
+
+def forward_memory(case, x, lengths, dtype):
+    """tracemalloc peak of one forward of a fresh LSTM, cached and under no_grad, in bytes."""
+    import tracemalloc
+    import npylstm
+    T, N, I, H = case["shape"]
+    peaks = {}
+    for mode in ("cached", "no_grad"):
+        m = npylstm.LSTM(I, H, num_layers=case.get("layers", 1),
+                         bidirectional=case.get("bidirectional", False), dtype=dtype, rng=0)
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        if mode == "no_grad":
+            with npylstm.no_grad():
+                out, _ = m(x, lengths=lengths)
+        else:
+            out, _ = m(x, lengths=lengths)
+        peaks[mode] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        peaks["output"] = out.nbytes
+        del out, m
+    return peaks
 
 
 def cache_bytes(m, T, N, H, dtype):
@@ -129,8 +203,18 @@ def run_torch(case, threads):
     torch.set_num_threads(threads)
     case["rss_start"] = current_rss()           # after the imports
     dtype = getattr(torch, case["dtype"])
+    probe = [torch_probe()]
     if case["kind"] == "train":
-        return train_torch(case, dtype)
+        result = train_torch(case, dtype)
+    else:
+        result = lstm_torch(case, dtype)
+    probe.append(torch_probe())
+    result["probe"] = probe
+    return result
+
+
+def lstm_torch(case, dtype):
+    import torch
     T, N, I, H = case["shape"]
     torch.manual_seed(0)
     m = torch.nn.LSTM(I, H, num_layers=case.get("layers", 1),

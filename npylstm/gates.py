@@ -31,12 +31,21 @@ def _one_sequence(lstm, x):
                      f"{batched.format(I=I)}, got {x.shape}")
 
 
+def cell_weights(lstm):
+    """Layer 0, forward direction, as keyword arguments of ``functional.cell.lstm_cell_forward``.
+
+    The weights and, for a variant LSTM, its options (peephole vectors,
+    input_forget, clip, ablate): exactly what the layer itself runs.
+    """
+    return lstm._weights(0, 0)
+
+
 def record_gates(lstm, x, hx=None):
     """Gate activations and states of layer 0, forward direction, at every step.
 
     Inputs:
-    - lstm: an npylstm.LSTM (any options; only layer 0's forward direction,
-      parameters ``*_l0``, is recorded)
+    - lstm: an npylstm.LSTM (any options, variants included; only layer 0's
+      forward direction, parameters ``*_l0``, is recorded; an ablated gate is 1)
     - x: one sequence, (T, I) or (T, 1, I) ((1, T, I) with batch_first)
     - hx: None (zeros) or (h_0, c_0) as the LSTM takes them for this input,
       (D*L, Hout) and (D*L, H), or with a batch axis of 1; entry 0 is used
@@ -56,19 +65,14 @@ def record_gates(lstm, x, hx=None):
     else:
         h = np.asarray(hx[0], dtype=lstm.dtype)[0].reshape(1, Hout)
         c = np.asarray(hx[1], dtype=lstm.dtype)[0].reshape(1, H)
-    weights = dict(weight_ih=lstm.weight_ih_l0.data, weight_hh=lstm.weight_hh_l0.data)
-    if lstm.bias:
-        weights.update(bias_ih=lstm.bias_ih_l0.data, bias_hh=lstm.bias_hh_l0.data)
-    if lstm.proj_size:
-        weights.update(weight_hr=lstm.weight_hr_l0.data)
-
+    weights = cell_weights(lstm)
     record = {name: np.empty((T, H), lstm.dtype) for name in GATE_NAMES + ("c",)}
     record["h"] = np.empty((T, Hout), lstm.dtype)
     for t in range(T):
         h, c, cache = lstm_cell_forward(x[t:t + 1], h, c, **weights)   # eq. 1-7, N = 1
         i, f, g, o = cache[3:7]                                        # (1, H) each
         for name, value in zip(GATE_NAMES + ("c", "h"), (i, f, g, o, c, h)):
-            record[name][t] = value[0]
+            record[name][t] = np.broadcast_to(value, (1, record[name].shape[1]))[0]
     return record
 
 

@@ -1,6 +1,6 @@
 """Which parts of the LSTM matter? Greff et al.'s variants on tasks where memory matters.
 
-    python -m npylstm.study                         # 8 variants x 5 seeds on the adding problem
+    python -m npylstm.study                         # 8 variants x 4 seeds on the adding problem
     python -m npylstm.study --task continual        # the same, on a stream that is never reset
     python -m npylstm.study --help
 
@@ -31,9 +31,11 @@ import numpy as np
 
 from . import tasks
 from .functional.cell import lstm_cell_backward, lstm_cell_forward
+from .gates import cell_weights
 from .loss import MSELoss
 from .lstm import LSTM
 from .model import LSTMRegressor
+from .module import no_grad
 from .optim import Adam
 
 # Greff et al.'s names. V is the vanilla LSTM *with* peepholes; NP is torch's
@@ -67,7 +69,7 @@ TASKS = {
     "sine": "the next value of a sine window with random phase and period in [20, 80)",
 }
 SOLVED_ERROR = 0.04       # Hochreiter's criterion: every test answer within 0.04
-TEST_SIZE = 1000          # test sequences (adding, sine) or streams (continual)
+TEST_SIZE = 1000          # test answers: sequences, or episodes of the continual streams
 TEST_EPISODES = 10        # episodes per test stream of the continual task
 GRADFLOW_SIZE = 32        # test sequences for the gradient flow
 
@@ -76,10 +78,10 @@ GRADFLOW_SIZE = 32        # test sequences for the gradient flow
 class StudyConfig:
     """Settings of a study; the defaults are the command line's."""
     task: str = "adding"
-    seq_len: int = 50                         # T; for "continual", steps per episode
+    seq_len: int = 40                         # T; for "continual", steps per episode
     variants: Tuple[str, ...] = tuple(VARIANTS)
-    seeds: int = 5                            # seeds 0 .. seeds-1
-    steps: int = 2500                         # Adam steps per run
+    seeds: int = 4                            # seeds 0 .. seeds-1
+    steps: int = 1500                         # Adam steps per run
     batch_size: int = 64
     hidden_size: int = 32
     lr: float = 0.01
@@ -131,9 +133,14 @@ def make_batch(config, n, rng, episodes=1):
 
 
 def test_set(config, seed):
-    """The fixed test set of (task, seed): the same for every variant."""
-    return make_batch(config, config.test_size, np.random.default_rng([seed, 2]),
-                      episodes=TEST_EPISODES)
+    """The fixed test set of (task, seed), the same for every variant: test_size answers.
+
+    For "continual", test_size // TEST_EPISODES streams of TEST_EPISODES episodes.
+    """
+    n = config.test_size
+    if config.task == "continual":
+        n = max(1, n // TEST_EPISODES)
+    return make_batch(config, n, np.random.default_rng([seed, 2]), episodes=TEST_EPISODES)
 
 
 def make_model(config, variant, seed):
@@ -148,11 +155,6 @@ def make_model(config, variant, seed):
     if VARIANTS[variant]:
         model.lstm = LSTM(I, H, rng=np.random.default_rng([seed, 0]), **VARIANTS[variant])
     return model
-
-
-def _no_grad():
-    import npylstm
-    return npylstm.no_grad() if "no_grad" in dir(npylstm) else contextlib.nullcontext()
 
 
 def predict(model, x, hx=None):
@@ -171,7 +173,7 @@ def backward(model, grad_pred):
 def evaluate(config, model, x, y):
     """Test MSE and the largest absolute error, from a zero state (eval mode, no cache)."""
     model.eval()
-    with _no_grad():
+    with no_grad():
         if config.task == "continual":
             output, _ = model.lstm(x)                              # (E*T, N, H)
             pred = model.linear(output[config.seq_len - 1::config.seq_len])   # (E, N, 1)
@@ -184,21 +186,7 @@ def evaluate(config, model, x, y):
 
 # ----------------------------------------------------------------------------- gradient flow
 
-def cell_options(lstm, variant):
-    """The variant as keyword arguments of functional.cell's plain step (layer 0)."""
-    spec = VARIANTS[variant]
-    options = {}
-    if spec.get("peephole"):
-        options["peephole"] = (lstm.weight_ci_l0.data, lstm.weight_cf_l0.data,
-                               lstm.weight_co_l0.data)
-    if spec.get("input_forget"):
-        options["input_forget"] = True
-    if spec.get("ablate"):
-        options["ablate"] = spec["ablate"]
-    return options
-
-
-def gradient_flow(model, variant, x, y):
+def gradient_flow(model, x, y):
     """Mean norms of dLoss/dh_t and dLoss/dc_t for the states t = 0 .. T.
 
     The state (h_t, c_t) is what the network carries from step t to step t+1
@@ -217,15 +205,13 @@ def gradient_flow(model, variant, x, y):
     - grad_c: (T+1,) the same for c; grad_c[T] = 0, as the loss reads only h_T
     """
     lstm, linear = model.lstm, model.linear
-    weights = dict(weight_ih=lstm.weight_ih_l0.data, weight_hh=lstm.weight_hh_l0.data,
-                   bias_ih=lstm.bias_ih_l0.data, bias_hh=lstm.bias_hh_l0.data)
-    options = cell_options(lstm, variant)
+    weights = cell_weights(lstm)                                   # with the variant's options
     T, N = x.shape[:2]
     H = lstm.hidden_size
     h, c = np.zeros((N, H), x.dtype), np.zeros((N, H), x.dtype)
     caches = []
     for t in range(T):
-        h, c, cache = lstm_cell_forward(x[t], h, c, **weights, **options)
+        h, c, cache = lstm_cell_forward(x[t], h, c, **weights)
         caches.append(cache)
     pred = h @ linear.weight.data.T + linear.bias.data            # (N, 1)
     grad_h = (2 * (pred - y[-1] if y.ndim == 3 else pred - y)) @ linear.weight.data   # (N, H)
@@ -233,7 +219,7 @@ def gradient_flow(model, variant, x, y):
     norms_h, norms_c = np.empty(T + 1), np.empty(T + 1)
     norms_h[T], norms_c[T] = np.linalg.norm(grad_h, axis=1).mean(), 0.0
     for t in reversed(range(T)):
-        _, grad_h, grad_c, _ = lstm_cell_backward(grad_h, grad_c, caches[t], **options)
+        _, grad_h, grad_c, _ = lstm_cell_backward(grad_h, grad_c, caches[t])
         norms_h[t] = np.linalg.norm(grad_h, axis=1).mean()
         norms_c[t] = np.linalg.norm(grad_c, axis=1).mean()
     return norms_h, norms_c
@@ -284,7 +270,7 @@ def train_model(config, variant, seed):
             state = None
     final_mse, max_error = evaluate(config, model, test_x, test_y)
     finite = math.isfinite(final_mse)
-    grad_h, grad_c = gradient_flow(model, variant, test_x[:, :GRADFLOW_SIZE],
+    grad_h, grad_c = gradient_flow(model, test_x[:, :GRADFLOW_SIZE],
                                    test_y[..., :GRADFLOW_SIZE, :])
     return dict(variant=variant, seed=seed, failed=False, error=None,
                 steps=curve_steps, test_mse=curve_mse,
@@ -466,7 +452,7 @@ def plot_curves(results, path):
     """curves.png: test MSE against step, per variant the median over seeds, the range shaded."""
     from .plots import _figure
 
-    fig = _figure(figsize=(9, 5.5), layout="constrained")
+    fig = _figure(figsize=(11, 5.5), layout="constrained")
     ax = fig.add_subplot()
     for row in results["summary"]:
         variant = row["variant"]

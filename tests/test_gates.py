@@ -96,3 +96,30 @@ def test_importing_does_not_import_matplotlib():
             "assert 'matplotlib' not in sys.modules, 'matplotlib imported'; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("options", [dict(peephole=True), dict(peephole=True, input_forget=True),
+                                     dict(ablate=("output_gate", "output_activation")),
+                                     dict(ablate=("forget_gate",))])
+def test_variant_gates_are_those_the_lstm_runs(x, options):
+    """For a variant LSTM the record follows the variant's equations: h is the LSTM's output."""
+    lstm = make_lstm(**options)
+    rec = record_gates(lstm, x)
+    output, _ = lstm(x[:, None])
+    np.testing.assert_allclose(rec["h"], output[:, 0], rtol=0, atol=1e-13, err_msg=f"h {options}")
+    if options.get("input_forget"):
+        np.testing.assert_allclose(rec["f"], 1 - rec["i"], rtol=0, atol=1e-15, err_msg="f = 1 - i")
+    for name in ("o", "f"):
+        if f"{'output' if name == 'o' else 'forget'}_gate" in options.get("ablate", ()):
+            assert np.all(rec[name] == 1), f"ablated gate {name} is not 1"
+
+
+def test_units_are_ordered_by_change_at_the_marked_steps():
+    from npylstm.gates import order_by_change
+    c = np.zeros((4, 3))
+    c[1:, 2] = 5.0          # unit 2 jumps at step 1
+    c[3:, 0] = 1.0          # unit 0 jumps at step 3
+    record = {"c": c}
+    assert order_by_change(record, [1]).tolist()[0] == 2
+    assert order_by_change(record, [3]).tolist()[0] == 0
+    assert order_by_change(record, None).tolist() == [2, 0, 1]

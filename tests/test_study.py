@@ -24,11 +24,11 @@ def tiny(**changes):
 def test_command_line_writes_every_file(tmp_path):
     out = tmp_path / "study"
     proc = subprocess.run(
-        [sys.executable, "-m", "npylstm.study", "--variants", "NP", "--seeds", "2", "--steps", "3",
+        [sys.executable, "-m", "npylstm.study", "--variants", "NP,V,NFG", "--seeds", "2", "--steps", "3",
          "--seq-len", "6", "--hidden-size", "4", "--batch-size", "8", "--workers", "1",
          "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "[2/2]" in proc.stdout and "left" in proc.stdout, proc.stdout      # progress lines
+    assert "[6/6]" in proc.stdout and "left" in proc.stdout, proc.stdout      # progress lines
     assert "median MSE" in proc.stdout, proc.stdout                          # closing table
     for name in ("results.json", "curves.png", "final.png", "gradflow.png", "gates.png"):
         assert (out / name).is_file(), name
@@ -36,16 +36,19 @@ def test_command_line_writes_every_file(tmp_path):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     results = json.loads((out / "results.json").read_text())
     assert set(results) == {"config", "task", "runs", "summary", "seconds"}
-    assert results["config"]["variants"] == ["NP"] and results["config"]["steps"] == 3
+    assert results["config"]["variants"] == ["NP", "V", "NFG"] and results["config"]["steps"] == 3
     assert results["task"]["name"] == "adding" and results["task"]["baseline_mse"] == 1 / 6
-    assert [r["seed"] for r in results["runs"]["NP"]] == [0, 1]
-    for record in results["runs"]["NP"]:
+    assert set(results["runs"]) == {"NP", "V", "NFG"}
+    assert [r["seed"] for r in results["runs"]["V"]] == [0, 1]
+    for record in sum(results["runs"].values(), []):
         assert set(record) == RUN_KEYS, set(record) ^ RUN_KEYS
         assert record["failed"] is False and record["steps"][-1] == 3
         assert len(record["steps"]) == len(record["test_mse"])
         assert record["final_mse"] == record["test_mse"][-1]
         assert len(record["gradflow"]["grad_h"]) == len(record["gradflow"]["grad_c"]) == 6 + 1
-    assert results["summary"][0]["variant"] == "NP" and results["summary"][0]["seeds"] == 2
+    medians = [row["median_final_mse"] for row in results["summary"]]
+    assert medians == sorted(medians), "summary not sorted by median final MSE"
+    assert {row["variant"] for row in results["summary"]} == {"NP", "V", "NFG"}
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -118,12 +121,14 @@ def test_dask_distributed_executor():
         assert a["test_mse"] == b["test_mse"], "dask's runs differ from the thread pool's"
 
 
-def test_gradient_flow_at_t0_is_lstm_backward_grad_of_the_initial_state():
+@pytest.mark.parametrize("variant", ["NP", "V", "NFG", "NOAF", "CIFG"])
+def test_gradient_flow_at_t0_is_lstm_backward_grad_of_the_initial_state(variant):
     """The unrolled plain cell gives at t = 0 what LSTM.backward returns as grad_h0, grad_c0."""
     T, N, H = 7, 5, 4
     model = npylstm.model.LSTMRegressor(2, H, 1, dtype=np.float64, rng=0)
+    model.lstm = npylstm.LSTM(2, H, dtype=np.float64, rng=1, **study.VARIANTS[variant])
     x, y = npylstm.tasks.adding_problem(N, T, rng=1, dtype=np.float64)
-    norms_h, norms_c = study.gradient_flow(model, "NP", x, y)
+    norms_h, norms_c = study.gradient_flow(model, x, y)
     assert norms_h.shape == norms_c.shape == (T + 1,)
     pred = model(x)
     _, (grad_h0, grad_c0) = model.lstm.backward(

@@ -125,10 +125,10 @@ def _lengths_from_batch_sizes(batch_sizes, N):
 class _Variant:
     """The variant options of one call, prepared for the feature-major layout.
 
-    - w_ci, w_cf, w_co: (H, 1) peephole columns, or None; w_if_half: (2, H, 1)
-      holds w_ci / 2 and w_cf / 2 and w_co_half w_co / 2, since the sigmoid
-      gates' pre-activations are kept halved (trick 4)
-    - clip: the bound, or None; the sigmoid gates are clipped at clip / 2
+    - w_ci, w_cf, w_co: the peephole vectors as (H, 1) columns, or None
+    - w_if_half = [w_ci, w_cf] / 2, (2, H, 1), and w_co_half = w_co / 2: the
+      forward adds them to the sigmoid rows, which hold z / 2 (trick 4)
+    - clip: the bound, or None; the sigmoid rows are clipped at clip / 2
       (exact: halving is exact in binary floating point)
     """
     peephole: bool
@@ -162,9 +162,10 @@ def _sigmoid_of_half(z):
     z += 0.5
 
 
-def _clip(z, bound, keep):
-    """In place: clip z to [-bound, bound]; keep (bool) records where z was inside."""
-    np.less_equal(np.abs(z), bound, out=keep)
+def _clip(z, bound, keep, scratch):
+    """In place: clip z to [-bound, bound]; keep (bool) records where z was
+    inside. scratch: an array shaped like z."""
+    np.less_equal(np.abs(z, out=scratch), bound, out=keep)
     np.clip(z, -bound, bound, out=z)
 
 
@@ -185,8 +186,8 @@ def _variant_step_forward(z, c_prev, c, act_c, v, keep, tmp):
         z_if_3d = z_if.reshape(2, H, -1)                         # a view: (i, f) x (H, n)
         z_if_3d += np.multiply(v.w_if_half, c_prev, out=tmp.reshape(2, H, -1))
     if v.clip is not None:
-        _clip(z_if, 0.5 * v.clip, keep[:2 * H])                   # eq. 36, after the peepholes
-        _clip(z_g, v.clip, keep[3 * H:])
+        _clip(z_if, 0.5 * v.clip, keep[:2 * H], tmp)             # eq. 36, after the peepholes
+        _clip(z_g, v.clip, keep[3 * H:], tmp[:H])
     _sigmoid_of_half(z_if)
     i, f, g = z[:H], z[H:2 * H], z_g
     if v.input_forget:
@@ -206,7 +207,7 @@ def _variant_step_forward(z, c_prev, c, act_c, v, keep, tmp):
     if v.peephole:
         z_o += np.multiply(v.w_co_half, c, out=tmp[:H])          # z_o += w_co * c, the new cell (eq. 35)
     if v.clip is not None:
-        _clip(z_o, 0.5 * v.clip, keep[2 * H:3 * H])
+        _clip(z_o, 0.5 * v.clip, keep[2 * H:3 * H], tmp[:H])
     _sigmoid_of_half(z_o)
     if "output_gate" in v.ablate:
         z_o.fill(1)
@@ -343,13 +344,7 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
         if m < n:
             a[:Hout, m:] = h0_t[:, m:n]                          # ... or h0 where a sequence starts
         z = np.matmul(weights_half, a, out=gates[t, :, :n])      # (4H, n)
-        if variant is not None:
-            c_prev = _prev(cells, t_prev, n, n_prev, c0_t)
-            tanh_c = tanh_cells[t, :, :n]                        # holds c itself with h = o * c
-            _variant_step_forward(z, c_prev, cells[t, :, :n], tanh_c, variant,
-                                  None if keep is None else keep[t, :, :n], tmp_2h[:, :n])
-            np.multiply(z[2 * H:3 * H], tanh_c, out=h_cells[t, :, :n])
-        else:
+        if variant is None:
             np.tanh(z, out=z)                                    # g, and tanh(z/2) for i, f, o
             sig = z[:3 * H]
             sig *= 0.5
@@ -360,6 +355,12 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
             c += np.multiply(i, g, out=i_times_g[:, :n])         # c = f * c_prev + i * g
             tanh_c = np.tanh(c, out=tanh_cells[t, :, :n])
             np.multiply(o, tanh_c, out=h_cells[t, :, :n])        # h = o * tanh(c)
+        else:                                                    # the variants, eq. 34-39
+            c_prev = _prev(cells, t_prev, n, n_prev, c0_t)
+            tanh_c = tanh_cells[t, :, :n]                        # holds c itself with h = o * c
+            _variant_step_forward(z, c_prev, cells[t, :, :n], tanh_c, variant,
+                                  None if keep is None else keep[t, :, :n], tmp_2h[:, :n])
+            np.multiply(z[2 * H:3 * H], tanh_c, out=h_cells[t, :, :n])
         if weight_hr is not None:
             np.matmul(weight_hr, h_cells[t, :, :n], out=hidden[t, :, :n])  # h = W_hr (o * tanh(c))
 
@@ -446,11 +447,7 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
             grad_h_all[:, t, :n] = dh
             dh = np.matmul(weight_hr.T, dh, out=grad_h_cell[:, :n])  # dh_cell = W_hr^T dh
         dc = grad_c[:, :n]
-        if variant is not None:
-            _variant_step_backward(dh, dc, z, c_prev, cells[t, :, :n], tanh_c, dz, variant,
-                                   None if keep is None else keep[t, :, :n], tmp_2h[:, :n],
-                                   grad_peephole)
-        else:
+        if variant is None:
             np.multiply(dh, tanh_c, out=d_o)                     # do = dh * tanh(c)
             np.multiply(tanh_c, tanh_c, out=tmp)
             np.subtract(1, tmp, out=tmp)
@@ -468,6 +465,10 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
             np.multiply(g, g, out=tmp)
             np.subtract(1, tmp, out=tmp)
             d_g *= tmp                                           # dg *= 1 - g^2
+        else:                                                    # the variants, eq. 40-45
+            _variant_step_backward(dh, dc, z, c_prev, cells[t, :, :n], tanh_c, dz, variant,
+                                   None if keep is None else keep[t, :, :n], tmp_2h[:, :n],
+                                   grad_peephole)
         grad_z[:, t, :n] = dz
         np.matmul(weight_hh_t, dz, out=grad_h[:, :n])            # dh_prev = W_hh^T dz
 
