@@ -60,7 +60,7 @@ def test_notebook_runs_top_to_bottom():
     counts = [c.execution_count for _, c in codes]
     assert counts == list(range(1, len(codes) + 1)), f"execution counts of the fresh run: {counts}"
     images = sum("image/png" in o.get("data", {}) for _, c in codes for o in c.outputs)
-    assert images >= 4, f"the fresh run drew {images} figures, expected at least 4"
+    assert images >= 9, f"the fresh run drew {images} figures, expected at least 9"
 
 
 def test_stored_outputs_come_from_one_top_to_bottom_run():
@@ -81,6 +81,6 @@ def test_stored_notebook_has_its_figures_and_stays_small():
     nb = _stored()
     images = [o["data"]["image/png"] for _, c in _code_cells(nb) for o in c.get("outputs", [])
               if "image/png" in o.get("data", {})]
-    assert len(images) >= 4, f"docs/tutorial.ipynb stores {len(images)} figures, expected at least 4"
+    assert len(images) >= 9, f"docs/tutorial.ipynb stores {len(images)} figures, expected at least 9"
     size = NOTEBOOK.stat().st_size
     assert size < MAX_BYTES, f"docs/tutorial.ipynb is {size} bytes, more than {MAX_BYTES}"
