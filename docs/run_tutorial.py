@@ -66,7 +66,7 @@ def execute_notebook(nb, cwd=DOCS, timeout=CELL_TIMEOUT):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(cwd)}})
     client.reset_execution_trackers()
     with client.setup_kernel(env=kernel_environment()):
