@@ -16,7 +16,8 @@ Rules, so that the ratios mean something on a small, noisy machine:
 - a time is the median over repeats inside a process, then the median over
   rounds; only ratios from the same run are compared.
 It writes benchmarks/results/latest.json, latest.md and docs/benchmarks.png;
-latest.md holds every table of docs/benchmarks.md's "Latest run".
+latest.md holds every table of docs/benchmarks.md's "Latest run", and
+--update-docs also copies it there (between the two LATEST markers).
 Needs torch, threadpoolctl and matplotlib (not needed by npylstm itself).
 """
 import argparse
@@ -180,6 +181,8 @@ def main():
     ap.add_argument("--scaling-threads", type=int, default=2,
                     help="thread count of the scaling runs (default 2; 0 skips them)")
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--update-docs", action="store_true",
+                    help="also put latest.md into docs/benchmarks.md, between its LATEST markers")
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
     repeats = [2, 0.05, 3] if args.quick else [5, 0.3, 20]             # min, min seconds, max
@@ -254,9 +257,23 @@ def main():
     md = markdown(results)
     (out / "latest.md").write_text(md)
     plot(results, ROOT / "docs" / "benchmarks.png")
+    if args.update_docs:
+        update_docs(ROOT / "docs" / "benchmarks.md", md)
     print(md)
     print(f"wrote {out / 'latest.json'}, {out / 'latest.md'}, docs/benchmarks.png "
           f"in {results['seconds']:.0f} s")
+
+
+BEGIN, END = "<!-- LATEST: written by benchmarks/run.py --update-docs -->", "<!-- END LATEST -->"
+
+
+def update_docs(path, md):
+    """Replace the text between the LATEST markers of docs/benchmarks.md with ``md``."""
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"{path} has no LATEST markers; paste latest.md by hand")
+    head, rest = text.split(BEGIN, 1)
+    path.write_text(head + BEGIN + "\n" + md + rest[rest.index(END):])
 
 
 def check_targets(res):

@@ -141,7 +141,7 @@ def plot_gates(lstm, x, path, hx=None, title=None, *, input_names=None, marked_s
     top.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(names), fontsize="small",
                frameon=False)
     top.grid(True, alpha=0.3)
-    sorted_label = "unit (sorted)" if marked_steps is None else "unit, sorted by\n|change of c| at marks"
+    sorted_label = "unit, sorted by\n|change of c|" + ("" if marked_steps is None else " at marks")
     for ax, (name, label, cmap, vmin, vmax) in zip(axes[1:], panels):
         image = ax.imshow(record[name][:, order].T, aspect="auto", origin="lower",
                           interpolation="nearest", cmap=cmap, vmin=vmin, vmax=vmax,

@@ -194,7 +194,7 @@ class LSTM(Module):
                 j = k * D + d
                 out, h_n[j], c_n[j], cache = F.lstm_layer_forward(
                     layer_input, h0[j], c0[j], **self._weights(k, d), reverse=bool(d),
-                    batch_sizes=batch_sizes, workspace=self._workspaces[j] if grad else None,
+                    batch_sizes=batch_sizes, workspace=self._workspaces[j], keep_cache=grad,
                     out=None if D == 1 else layer_output[:, :, d * Hout:(d + 1) * Hout])
                 caches.append(cache)
             if D == 1:

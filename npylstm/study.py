@@ -70,7 +70,7 @@ TASKS = {
 }
 SOLVED_ERROR = 0.04       # Hochreiter's criterion: every test answer within 0.04
 TEST_SIZE = 1000          # test answers: sequences, or episodes of the continual streams
-TEST_EPISODES = 10        # episodes per test stream of the continual task
+TEST_EPISODES = 10        # scored episodes per test stream of the continual task
 GRADFLOW_SIZE = 32        # test sequences for the gradient flow
 
 
@@ -135,12 +135,15 @@ def make_batch(config, n, rng, episodes=1):
 def test_set(config, seed):
     """The fixed test set of (task, seed), the same for every variant: test_size answers.
 
-    For "continual", test_size // TEST_EPISODES streams of TEST_EPISODES episodes.
+    For "continual", test_size // TEST_EPISODES streams of 1 + TEST_EPISODES
+    episodes, from a zero state. The first episode is a warm-up and is not
+    scored: in training the state is never zero after the first step, so a
+    zero state is a situation the network never learns.
     """
     n = config.test_size
     if config.task == "continual":
         n = max(1, n // TEST_EPISODES)
-    return make_batch(config, n, np.random.default_rng([seed, 2]), episodes=TEST_EPISODES)
+    return make_batch(config, n, np.random.default_rng([seed, 2]), episodes=1 + TEST_EPISODES)
 
 
 def make_model(config, variant, seed):
@@ -176,7 +179,9 @@ def evaluate(config, model, x, y):
     with no_grad():
         if config.task == "continual":
             output, _ = model.lstm(x)                              # (E*T, N, H)
-            pred = model.linear(output[config.seq_len - 1::config.seq_len])   # (E, N, 1)
+            T = config.seq_len
+            pred = model.linear(output[2 * T - 1::T])              # (E-1, N, 1), no warm-up
+            y = y[1:]
         else:
             pred, _ = predict(model, x)                            # (N, 1)
     model.train()
@@ -561,8 +566,11 @@ def plot_standard_gates(results, path):
     with _one_blas_thread():
         record, model = train_model(config, STANDARD, best["seed"])
     x, _ = test_set(config, best["seed"])
+    hx = None
     if config.task == "continual":
-        x = x[:3 * config.seq_len, :1]                       # the first three episodes
+        T = config.seq_len
+        _, hx = model.lstm(x[:T, :1])                        # after the warm-up episode
+        x = x[T:4 * T, :1]                                   # the next three episodes
         names = ("value", "mark", "episode start")
     elif config.task == "adding":
         x = x[:, :1]
@@ -571,10 +579,11 @@ def plot_standard_gates(results, path):
         x = x[:, :1]
         names = ("sine",)
     marked = np.flatnonzero(x[:, 0, 1]) if config.task != "sine" else None
-    plot_gates(model.lstm, x, path, input_names=names, marked_steps=marked,
+    plot_gates(model.lstm, x, path, hx, input_names=names, marked_steps=marked,
                title=f"{STANDARD}, {DESCRIPTIONS[STANDARD]}: seed {best['seed']}, "
-                     f"test MSE {record['final_mse']:.2e}, on test sequence 0 of the "
-                     f"{config.task} task")
+                     f"test MSE {record['final_mse']:.2e}, on "
+                     + ("episodes 2-4 of test stream 0" if hx is not None else "test sequence 0")
+                     + f" of the {config.task} task")
     return True
 
 

@@ -270,10 +270,37 @@ def _variant_step_backward(dh, dc, z, c_prev, c, act_c, dz, v, keep, tmp, grad_p
         grad_peephole[:2] += prod.sum(axis=2)                    # dw_ci, dw_cf += sum_n dz * c_prev
 
 
+def _step_forward(z, c_prev, c, act_c, h_cell, tmp, variant=None, keep=None):
+    """One forward step after its GEMM (eq. 2-7; a variant's eq. 34-39), in place.
+
+    Shared by the cached forward and the one without a cache. Feature-major,
+    gate order (i, f, o, g). z (4H, n) comes in holding the pre-activations,
+    with z/2 in the sigmoid rows (trick 4), and leaves holding the gates
+    i, f, o, g. Writes c (H, n), act_c (H, n) = tanh(c) (or c itself when the
+    output activation is ablated) and h_cell (H, n) = o * act_c. c may be
+    c_prev itself: each element of c_prev is read before c overwrites it.
+    tmp: (2H, n) scratch; keep: (4H, n) bool with clip, else None.
+    """
+    H = c.shape[0]
+    if variant is None:
+        np.tanh(z, out=z)                                        # g, and tanh(z/2) for i, f, o
+        sig = z[:3 * H]
+        sig *= 0.5
+        sig += 0.5                                               # i, f, o = sigmoid(z)
+        i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+        np.multiply(f, c_prev, out=c)
+        c += np.multiply(i, g, out=tmp[:H])                      # c = f * c_prev + i * g
+        np.tanh(c, out=act_c)
+        np.multiply(o, act_c, out=h_cell)                        # h = o * tanh(c)
+    else:                                                        # the variants, eq. 34-39
+        _variant_step_forward(z, c_prev, c, act_c, variant, keep, tmp)
+        np.multiply(z[2 * H:3 * H], act_c, out=h_cell)           # h = o * act(c)
+
+
 def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
                        bias_hh=None, weight_hr=None, reverse=False,
                        batch_sizes=None, workspace=None, out=None, *, peephole=None,
-                       input_forget=False, clip=None, ablate=()):
+                       input_forget=False, clip=None, ablate=(), keep_cache=True):
     """Run one LSTM layer over a sequence in one direction.
 
     Inputs:
@@ -290,13 +317,16 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     - peephole: None or (w_ci, w_cf, w_co), each (H,); input_forget, clip,
       ablate: the variant options of ``lstm_cell_forward`` (docs/lstm.md,
       section 11)
+    - keep_cache: False for inference (``npylstm.no_grad()``): the same
+      steps, but with one step's buffers, O(N H), no cache and no (T, 4H, N)
+      gate stack (``_forward_no_cache``); the returned cache is then None
 
     Returns:
     - output: (T, N, Hout), the hidden state at every step; zero at steps
       past a sequence's length
     - h_n: (N, Hout), c_n: (N, H), each sequence's state after its last step
       (after step 0 when reverse)
-    - cache: for lstm_layer_backward
+    - cache: for lstm_layer_backward (None without keep_cache)
     """
     T, N, I = x.shape
     H = weight_hh.shape[0] // 4
@@ -309,6 +339,9 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     half = np.ones((4 * H, 1), dtype)
     half[:3 * H] = 0.5                                           # trick 4
     weights_half = weights * half
+    if not keep_cache:
+        return _forward_no_cache(x, h0, c0, weights_half, weight_hr, bias_ih is not None,
+                                 reverse, batch_sizes, variant, workspace, out)
 
     # inputs[:, t] = [h_prev, x_t, 1]^T, what step t multiplies by W (trick 1).
     # With lengths, columns of sequences that do not run at a step stay zero,
@@ -327,13 +360,11 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     hidden = _buffer(workspace, "hidden", (T, Hout, N), dtype, zero=packed)       # h_t^T
     h_cells = hidden if weight_hr is None else _buffer(
         workspace, "h_cells", (H, T, N), dtype, zero=packed).transpose(1, 0, 2)   # (o * tanh(c))^T
-    i_times_g = _buffer(workspace, "i_times_g", (H, N), dtype)
+    tmp_2h = _buffer(workspace, "tmp_2h", (2 * H, N), dtype)
     h0_t, c0_t = h0.T, c0.T                                      # (Hout, N), (H, N)
     keep = None
-    if variant is not None:
-        tmp_2h = _buffer(workspace, "tmp_2h", (2 * H, N), dtype)
-        if variant.clip is not None:
-            keep = _buffer(workspace, "keep", (T, 4 * H, N), np.bool_)  # where clip let z through
+    if variant is not None and variant.clip is not None:
+        keep = _buffer(workspace, "keep", (T, 4 * H, N), np.bool_)  # where clip let z through
 
     order = _step_order(T, reverse, batch_sizes, N)
     for t, n, t_prev, n_prev in order:
@@ -344,23 +375,9 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
         if m < n:
             a[:Hout, m:] = h0_t[:, m:n]                          # ... or h0 where a sequence starts
         z = np.matmul(weights_half, a, out=gates[t, :, :n])      # (4H, n)
-        if variant is None:
-            np.tanh(z, out=z)                                    # g, and tanh(z/2) for i, f, o
-            sig = z[:3 * H]
-            sig *= 0.5
-            sig += 0.5                                           # i, f, o = sigmoid(z)
-            i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-            c_prev = _prev(cells, t_prev, n, n_prev, c0_t)
-            c = np.multiply(f, c_prev, out=cells[t, :, :n])
-            c += np.multiply(i, g, out=i_times_g[:, :n])         # c = f * c_prev + i * g
-            tanh_c = np.tanh(c, out=tanh_cells[t, :, :n])
-            np.multiply(o, tanh_c, out=h_cells[t, :, :n])        # h = o * tanh(c)
-        else:                                                    # the variants, eq. 34-39
-            c_prev = _prev(cells, t_prev, n, n_prev, c0_t)
-            tanh_c = tanh_cells[t, :, :n]                        # holds c itself with h = o * c
-            _variant_step_forward(z, c_prev, cells[t, :, :n], tanh_c, variant,
-                                  None if keep is None else keep[t, :, :n], tmp_2h[:, :n])
-            np.multiply(z[2 * H:3 * H], tanh_c, out=h_cells[t, :, :n])
+        c_prev = _prev(cells, t_prev, n, n_prev, c0_t)
+        _step_forward(z, c_prev, cells[t, :, :n], tanh_cells[t, :, :n], h_cells[t, :, :n],
+                      tmp_2h[:, :n], variant, None if keep is None else keep[t, :, :n])
         if weight_hr is not None:
             np.matmul(weight_hr, h_cells[t, :, :n], out=hidden[t, :, :n])  # h = W_hr (o * tanh(c))
 
@@ -381,6 +398,56 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
                  weight_hr=weight_hr, has_bias=bias_ih is not None, I=I, order=order,
                  packed=packed, variant=variant, keep=keep)
     return output, h_n, c_n, cache
+
+
+def _forward_no_cache(x, h0, c0, weights_half, weight_hr, has_bias, reverse, batch_sizes,
+                      variant, workspace, out):
+    """lstm_layer_forward for inference: the same steps with one step's buffers.
+
+    The state lives in two small buffers that every step overwrites: the
+    stacked GEMM input a = [h_prev, x_t, 1]^T (K, N), whose h rows receive
+    the new h once the step's GEMM has read them, and c (H, N). With lengths,
+    a sequence that does not run at a step keeps its state in its columns,
+    so what is left after the last step is h_n and c_n. Memory: O(N H) next
+    to the output, instead of the caches' O(T N H); each step's buffers,
+    (4H + K + 4H) N numbers, stay in the CPU's cache at moderate sizes.
+    """
+    T, N, I = x.shape
+    H = c0.shape[1]
+    Hout = h0.shape[1]
+    K = weights_half.shape[1]
+    dtype = x.dtype
+    a = _buffer(workspace, "step_inputs", (K, N), dtype)         # [h_prev, x_t, 1]^T
+    a[:Hout] = h0.T
+    if has_bias:
+        a[K - 1] = 1
+    c = _buffer(workspace, "step_cell", (H, N), dtype)
+    c[...] = c0.T
+    z = _buffer(workspace, "step_gates", (4 * H, N), dtype)
+    act_c = _buffer(workspace, "step_tanh_cell", (H, N), dtype)
+    tmp = _buffer(workspace, "tmp_2h", (2 * H, N), dtype)
+    h_cell = a[:Hout] if weight_hr is None else _buffer(workspace, "step_h_cell", (H, N), dtype)
+    keep = None
+    if variant is not None and variant.clip is not None:
+        keep = _buffer(workspace, "step_keep", (4 * H, N), np.bool_)
+    output = np.empty((T, N, Hout), dtype) if out is None else out
+    views = {}                      # n -> the buffers' first n columns, sliced once per n
+
+    for t, n, _, _ in _step_order(T, reverse, batch_sizes, N):
+        if n not in views:
+            views[n] = (a[:, :n], a[:Hout, :n], a[Hout:Hout + I, :n], z[:, :n], c[:, :n],
+                        act_c[:, :n], h_cell[:, :n], tmp[:, :n],
+                        None if keep is None else keep[:, :n])
+        a_n, h_n, x_n, z_n, c_n, act_n, h_cell_n, tmp_n, keep_n = views[n]
+        x_n[...] = x[t, :n].T
+        np.matmul(weights_half, a_n, out=z_n)                    # (4H, n), overwrites nothing of a
+        _step_forward(z_n, c_n, c_n, act_n, h_cell_n, tmp_n, variant, keep_n)
+        if weight_hr is not None:
+            np.matmul(weight_hr, h_cell_n, out=h_n)              # h = W_hr (o * tanh(c))
+        output[t, :n] = h_n.T
+        if n < N:
+            output[t, n:] = 0                                    # past these sequences' lengths
+    return output, a[:Hout].T.copy(), c.T.copy(), None
 
 
 def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
