@@ -77,16 +77,24 @@ def record_gates(lstm, x, hx=None):
 
 
 def order_by_change(record, steps):
-    """Hidden units sorted by how much their cell state changes at ``steps``, most first.
+    """Hidden units sorted by how much of a change at ``steps`` their cell state keeps.
 
-    The change of unit j is sum over t in steps of |c_t[j] - c_{t-1}[j]| (c_{-1} = 0).
-    With no steps, all steps count. Returns (H,) unit indices.
+    For each marked step t, a unit's held change is |c_u - c_{t-1}|, where u
+    is the step before the next marked step (or the last step), c_{-1} = 0:
+    a unit that stores the marked value jumps at the mark and holds it, while
+    a unit that merely reacts to the mark falls back and scores low. Units
+    are scored by the sum over the marked steps; with no steps, by the total
+    change sum_t |c_t - c_{t-1}|. Returns (H,) unit indices, the highest first.
     """
     c = record["c"]
-    change = np.abs(np.diff(c, axis=0, prepend=np.zeros((1, c.shape[1]), c.dtype)))
-    if steps is not None and len(steps):
-        change = change[np.asarray(steps)]
-    return np.argsort(-change.sum(axis=0), kind="stable")
+    c_prev = np.vstack([np.zeros((1, c.shape[1]), c.dtype), c[:-1]])        # c_{t-1}, (T, H)
+    if steps is None or not len(steps):
+        score = np.abs(c - c_prev).sum(axis=0)
+    else:
+        steps = np.sort(np.asarray(steps))
+        until = np.append(steps[1:], c.shape[0]) - 1                       # (K,)
+        score = np.abs(c[until] - c_prev[steps]).sum(axis=0)
+    return np.argsort(-score, kind="stable")
 
 
 def plot_gates(lstm, x, path, hx=None, title=None, *, input_names=None, marked_steps=None):
@@ -95,9 +103,10 @@ def plot_gates(lstm, x, path, hx=None, title=None, *, input_names=None, marked_s
     The top panel shows the input channels. Below, one heatmap per quantity:
     time step on the x axis, hidden unit on the y axis, with a colorbar.
     Gates i, f, o share the range [0, 1], g has [-1, 1], c a range symmetric
-    around 0. The units are sorted by how much their cell state changes at
-    the marked steps (all steps if none are given), the unit that changes
-    most at the top, and the marked steps are drawn as dotted lines.
+    around 0. The units are sorted by how much of the change at the marked
+    steps their cell state holds (``order_by_change``; by the total change
+    if no steps are given), the highest at the top, and the marked steps are
+    drawn as triangles.
 
     Inputs:
     - lstm, x, hx: as for ``record_gates``
@@ -141,7 +150,8 @@ def plot_gates(lstm, x, path, hx=None, title=None, *, input_names=None, marked_s
     top.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(names), fontsize="small",
                frameon=False)
     top.grid(True, alpha=0.3)
-    sorted_label = "unit, sorted by\n|change of c|" + ("" if marked_steps is None else " at marks")
+    sorted_label = ("unit, sorted by\n|change of c|" if marked_steps is None
+                    else "unit, sorted by\nchange of c held\nafter the marks")
     for ax, (name, label, cmap, vmin, vmax) in zip(axes[1:], panels):
         image = ax.imshow(record[name][:, order].T, aspect="auto", origin="lower",
                           interpolation="nearest", cmap=cmap, vmin=vmin, vmax=vmax,

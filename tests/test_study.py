@@ -140,3 +140,25 @@ def test_gradient_flow_at_t0_is_lstm_backward_grad_of_the_initial_state(variant)
     readout = np.linalg.norm(2 * (pred - y) @ model.linear.weight.data, axis=1).mean()
     np.testing.assert_allclose(norms_h[T], readout, rtol=1e-10, err_msg="||dLoss/dh_T||")
     assert norms_c[T] == 0
+
+
+@pytest.mark.parametrize("task, inputs", [("adding", 2), ("continual", 3), ("sine", 1)])
+def test_every_task_runs_with_variants(task, inputs):
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = run_study(tiny(task=task, variants=("V", "CIFG"), seeds=1), executor=pool)
+    assert results["task"]["name"] == task
+    for variant in ("V", "CIFG"):
+        record = results["runs"][variant][0]
+        assert not record["failed"], record["error"]
+        assert np.isfinite(record["final_mse"]) and record["final_mse"] > 0
+        assert np.all(np.isfinite(record["gradflow"]["grad_h"]))
+    model = study.make_model(tiny(task=task), "V", 0)
+    assert model.lstm.input_size == inputs and model.lstm.peephole
+
+
+def test_variants_share_their_start():
+    """For one seed, V and NP start from the same weights (V adds only the peepholes)."""
+    v, np_ = study.make_model(tiny(), "V", 3).state_dict(), study.make_model(tiny(), "NP", 3).state_dict()
+    assert set(v) - set(np_) == {"lstm.weight_ci_l0", "lstm.weight_cf_l0", "lstm.weight_co_l0"}
+    for name in np_:
+        np.testing.assert_array_equal(v[name], np_[name], err_msg=name)
