@@ -340,6 +340,7 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     half[:3 * H] = 0.5                                           # trick 4
     weights_half = weights * half
     if not keep_cache:
+        del weights                 # without a backward only W with its halved rows is needed
         return _forward_no_cache(x, h0, c0, weights_half, weight_hr, bias_ih is not None,
                                  reverse, batch_sizes, variant, workspace, out)
 
