@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .argtypes import at_least
 from .lstm import LSTM
 
 MANIFEST = "manifest.json"
@@ -325,26 +326,6 @@ def check_bundle(bundle, results, out=print):
     return 0
 
 
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def build_parser():
     """The argparse parser of ``python -m npylstm.golden`` (subcommands write and check)."""
     defaults = GoldenConfig()
@@ -355,18 +336,18 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     write = commands.add_parser("write", help="write a bundle into DIR")
     write.add_argument("directory", metavar="DIR")
-    write.add_argument("--input-size", type=_positive, default=defaults.input_size, metavar="I")
-    write.add_argument("--hidden-size", type=_positive, default=defaults.hidden_size, metavar="H")
-    write.add_argument("--num-layers", type=_positive, default=defaults.num_layers, metavar="L")
+    write.add_argument("--input-size", type=at_least(1), default=defaults.input_size, metavar="I")
+    write.add_argument("--hidden-size", type=at_least(1), default=defaults.hidden_size, metavar="H")
+    write.add_argument("--num-layers", type=at_least(1), default=defaults.num_layers, metavar="L")
     write.add_argument("--bidirectional", action="store_true")
-    write.add_argument("--proj-size", type=_non_negative, default=defaults.proj_size, metavar="P")
-    write.add_argument("--seq-len", type=_positive, default=defaults.seq_len, metavar="T")
-    write.add_argument("--batch", type=_positive, default=defaults.batch, metavar="N")
+    write.add_argument("--proj-size", type=at_least(0), default=defaults.proj_size, metavar="P")
+    write.add_argument("--seq-len", type=at_least(1), default=defaults.seq_len, metavar="T")
+    write.add_argument("--batch", type=at_least(1), default=defaults.batch, metavar="N")
     write.add_argument("--lengths", action="store_true",
                        help="a random length per sequence (torch's packed sequences)")
     write.add_argument("--peephole", action="store_true", help="peephole connections")
     write.add_argument("--dtype", choices=("float32", "float64"), default=defaults.dtype)
-    write.add_argument("--seed", type=_non_negative, default=defaults.seed, metavar="S")
+    write.add_argument("--seed", type=at_least(0), default=defaults.seed, metavar="S")
     write.add_argument("--format", choices=("npy", "json"), default=defaults.format)
     check = commands.add_parser("check", help="compare a port's results with a bundle")
     check.add_argument("directory", metavar="DIR", help="the bundle")

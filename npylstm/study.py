@@ -30,6 +30,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import tasks
+from .argtypes import at_least, positive_float
 from .functional.cell import lstm_cell_backward, lstm_cell_forward
 from .gates import cell_weights
 from .loss import MSELoss
@@ -600,28 +601,6 @@ def _variant_list(text):
     return names
 
 
-def _at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-    return parse
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
 def build_parser():
     """The argparse parser of ``python -m npylstm.study``; its defaults are StudyConfig's."""
     d = StudyConfig()
@@ -631,20 +610,20 @@ def build_parser():
                     "results.json, curves.png, final.png, gradflow.png and gates.png into --out.",
         epilog="Variants: " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
     p.add_argument("--task", default=d.task, choices=list(TASKS), help="default %(default)s")
-    p.add_argument("--seq-len", type=_at_least(2), default=d.seq_len, metavar="T",
+    p.add_argument("--seq-len", type=at_least(2), default=d.seq_len, metavar="T",
                    help="steps per sequence (continual: per episode); default %(default)s")
     p.add_argument("--variants", type=_variant_list, default=d.variants, metavar="LIST",
                    help="'all' (default) or a comma-separated list, e.g. V,NP,NFG")
-    p.add_argument("--seeds", type=_at_least(1), default=d.seeds, metavar="K",
+    p.add_argument("--seeds", type=at_least(1), default=d.seeds, metavar="K",
                    help="seeds per variant (default %(default)s)")
-    p.add_argument("--steps", type=_at_least(1), default=d.steps, metavar="S",
+    p.add_argument("--steps", type=at_least(1), default=d.steps, metavar="S",
                    help="Adam steps per run (default %(default)s)")
-    p.add_argument("--batch-size", type=_at_least(1), default=d.batch_size, metavar="B",
+    p.add_argument("--batch-size", type=at_least(1), default=d.batch_size, metavar="B",
                    help="default %(default)s")
-    p.add_argument("--hidden-size", type=_at_least(1), default=d.hidden_size, metavar="H",
+    p.add_argument("--hidden-size", type=at_least(1), default=d.hidden_size, metavar="H",
                    help="default %(default)s")
-    p.add_argument("--lr", type=_positive_float, default=d.lr, help="Adam (default %(default)s)")
-    p.add_argument("--workers", type=_at_least(1), default=d.workers, metavar="W",
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam (default %(default)s)")
+    p.add_argument("--workers", type=at_least(1), default=d.workers, metavar="W",
                    help="processes (default: one per core)")
     p.add_argument("--out", default=os.path.join("runs", "study"), metavar="DIR",
                    help="output folder (default %(default)s)")
