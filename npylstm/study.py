@@ -451,7 +451,7 @@ def _finished(results, variant):
 def _title(results):
     c = results["config"]
     return (f"{results['task']['name']} task, T={c['seq_len']}, H={c['hidden_size']}, "
-            f"{c['steps']} steps of {c['batch_size']}, {c['seeds']} seeds")
+            f"{c['steps']} steps of {c['batch_size']}, {c['seeds']} seed{'s' * (c['seeds'] != 1)}")
 
 
 def plot_curves(results, path):
