@@ -31,6 +31,11 @@ CASES = {
                   5, 3, True, True),
     "nobias_unbatched64": (dict(input_size=3, hidden_size=4, bias=False, bidirectional=True,
                                 dtype="float64"), 5, None, True, False),
+    # Long enough that a change in how the T steps' weight gradients are summed (in
+    # blocks of steps, say) shows; the cases above have T <= 7.
+    "long32": (dict(input_size=2, hidden_size=8, dtype="float32"), 40, 6, True, False),
+    "long_lengths64": (dict(input_size=2, hidden_size=8, bidirectional=True, dtype="float64"),
+                       40, 6, True, True),
 }
 
 
