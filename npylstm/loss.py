@@ -3,7 +3,7 @@ import numpy as np
 
 from . import functional as F
 from .functional.loss import REDUCTIONS
-from .module import NO_CACHE, Module, is_grad_enabled
+from .module import NO_CACHE, Module, check_real, is_grad_enabled
 
 
 class MSELoss(Module):
@@ -26,11 +26,8 @@ class MSELoss(Module):
 
     def forward(self, input, target):
         """input, target: one shape S -> 0-d array ("mean", "sum") or S ("none")."""
-        input, target = np.asarray(input), np.asarray(target)
-        for name, array in (("input", input), ("target", target)):
-            if array.dtype.kind == "c":
-                raise ValueError(f"MSELoss: expected a real {name}, got complex values of "
-                                 f"dtype {array.dtype}")
+        input = check_real("MSELoss", "input", np.asarray(input))
+        target = check_real("MSELoss", "target", np.asarray(target))
         if input.shape != target.shape:
             raise ValueError(f"MSELoss: input and target must have the same shape, got input "
                              f"{input.shape} and target {target.shape}")

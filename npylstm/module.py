@@ -210,14 +210,20 @@ def check_shape(where, name, array, expected):
     return array
 
 
+def check_real(where, name, array, cast_to=None):
+    """Raise ValueError if ``array`` holds complex values (a cast to a real dtype
+    would drop the imaginary part with only a ComplexWarning)."""
+    if array.dtype.kind == "c":
+        cast = "" if cast_to is None else f" (it is cast to {np.dtype(cast_to)})"
+        raise ValueError(f"{where}: expected a real {name}{cast}, "
+                         f"got complex values of dtype {array.dtype}")
+    return array
+
+
 def as_real(where, name, value, dtype):
     """``value`` as an ndarray of ``dtype`` (float32/float64); complex values are a
-    ValueError (np.asarray would drop the imaginary part with only a ComplexWarning)."""
-    array = np.asarray(value)
-    if array.dtype.kind == "c":
-        raise ValueError(f"{where}: expected a real {name} (it is cast to {np.dtype(dtype)}), "
-                         f"got complex values of dtype {array.dtype}")
-    return array.astype(dtype, copy=False)
+    ValueError (see check_real)."""
+    return check_real(where, name, np.asarray(value), dtype).astype(dtype, copy=False)
 
 
 def as_pair(where, hx):
