@@ -168,11 +168,9 @@ def _direction_weights(lstm, k, d, names):
 
 
 def _variant(lstm):
-    """The LSTM's variant options, with defaults for an LSTM that has none."""
-    return dict(peephole=bool(getattr(lstm, "peephole", False)),
-                input_forget=bool(getattr(lstm, "input_forget", False)),
-                clip=getattr(lstm, "clip", None),
-                ablate=tuple(getattr(lstm, "ablate", ()) or ()))
+    """The LSTM's variant options (docs/lstm.md, section 11), as a dict."""
+    return dict(peephole=lstm.peephole, input_forget=lstm.input_forget, clip=lstm.clip,
+                ablate=lstm.ablate)
 
 
 def _refuse(target, lstm, options):
