@@ -297,6 +297,46 @@ def _step_forward(z, c_prev, c, act_c, h_cell, tmp, variant=None, keep=None):
         np.multiply(z[2 * H:3 * H], act_c, out=h_cell)           # h = o * act(c)
 
 
+def _step_backward(dh, dc, z, c_prev, c, act_c, dz, tmp, variant=None, keep=None,
+                   grad_peephole=None):
+    """One backward step before its GEMM (eq. 8-16; a variant's eq. 40-45), in place:
+    the mirror of ``_step_forward``.
+
+    Feature-major, gate order (i, f, o, g). dh (H, n): dLoss/d(o * act(c)) of
+    this step (from the output and from step t+1); dc (H, n) comes in as the
+    gradient from step t+1 and leaves as the one for c_prev; z (4H, n): the
+    gates i, f, o, g that forward kept; c, act_c (H, n): this step's cell and
+    act(c); dz (4H, n) receives dLoss/dz, which the GEMM after the step turns
+    into dh_prev. tmp: (3H, n) scratch; keep: (4H, n) bool with clip, else
+    None; grad_peephole: (3, H), the sums for w_ci, w_cf, w_co, added to.
+    """
+    H = dc.shape[0]
+    if variant is None:
+        i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+        d_i, d_f, d_o, d_g = dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
+        t1 = tmp[:H]
+        np.multiply(dh, act_c, out=d_o)                          # do = dh * tanh(c)
+        np.multiply(act_c, act_c, out=t1)
+        np.subtract(1, t1, out=t1)
+        t1 *= o
+        t1 *= dh
+        dc += t1                                                 # dc += dh * o * (1 - tanh(c)^2)
+        np.multiply(dc, g, out=d_i)                              # di = dc * g
+        np.multiply(dc, c_prev, out=d_f)                         # df = dc * c_prev
+        np.multiply(dc, i, out=d_g)                              # dg = dc * i
+        dc *= f                                                  # dc_prev = dc * f
+        sig = z[:3 * H]
+        np.subtract(1, sig, out=tmp)
+        tmp *= sig
+        dz[:3 * H] *= tmp                                        # d(i, f, o) *= s (1 - s)
+        np.multiply(g, g, out=t1)
+        np.subtract(1, t1, out=t1)
+        d_g *= t1                                                # dg *= 1 - g^2
+    else:                                                        # the variants, eq. 40-45
+        _variant_step_backward(dh, dc, z, c_prev, c, act_c, dz, variant, keep, tmp[:2 * H],
+                               grad_peephole)
+
+
 def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
                        bias_hh=None, weight_hr=None, reverse=False,
                        batch_sizes=None, workspace=None, out=None, *, peephole=None,
@@ -490,53 +530,25 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
         # dLoss/dh at every step, kept for dW_hr = sum_t dh_t (o * tanh(c))_t^T.
         grad_h_all = _buffer(workspace, "grad_h_all", (Hout, T, N), dtype, zero=packed)
         grad_h_cell = _buffer(workspace, "grad_h_cell", (H, N), dtype)
-    tmp_h = _buffer(workspace, "tmp_h", (H, N), dtype)
     tmp_3h = _buffer(workspace, "tmp_3h", (3 * H, N), dtype)
     # dz of one step is built in a small contiguous buffer that stays in
     # cache, then copied once into its strided slab of grad_z.
     grad_z_step = _buffer(workspace, "grad_z_step", (4 * H, N), dtype)
     variant, keep = cache["variant"], cache["keep"]
-    if variant is not None:
-        tmp_2h = _buffer(workspace, "tmp_2h", (2 * H, N), dtype)
-        grad_peephole = np.zeros((3, H), dtype)                  # sums for w_ci, w_cf, w_co
+    grad_peephole = None if variant is None else np.zeros((3, H), dtype)   # w_ci, w_cf, w_co
 
     for t, n, t_prev, n_prev in reversed(cache["order"]):
-        z = gates[t, :, :n]
-        i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
         dz = grad_z_step[:, :n]                                  # (4H, n)
-        d_i, d_f, d_o, d_g = dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
-        tanh_c = tanh_cells[t, :, :n]
         c_prev = _prev(cells, t_prev, n, n_prev, cache["c0_t"])
-        tmp = tmp_h[:, :n]
         dh = grad_h[:, :n]
         if grad_output is not None:
             dh += grad_out_t[t, :, :n]                           # from the output and from step t+1
         if weight_hr is not None:
             grad_h_all[:, t, :n] = dh
             dh = np.matmul(weight_hr.T, dh, out=grad_h_cell[:, :n])  # dh_cell = W_hr^T dh
-        dc = grad_c[:, :n]
-        if variant is None:
-            np.multiply(dh, tanh_c, out=d_o)                     # do = dh * tanh(c)
-            np.multiply(tanh_c, tanh_c, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            dc += tmp                                            # dc += dh * o * (1 - tanh(c)^2)
-            np.multiply(dc, g, out=d_i)                          # di = dc * g
-            np.multiply(dc, c_prev, out=d_f)                     # df = dc * c_prev
-            np.multiply(dc, i, out=d_g)                          # dg = dc * i
-            dc *= f                                              # dc_prev = dc * f
-            sig = z[:3 * H]
-            tmp3 = np.subtract(1, sig, out=tmp_3h[:, :n])
-            tmp3 *= sig
-            dz[:3 * H] *= tmp3                                   # d(i, f, o) *= s (1 - s)
-            np.multiply(g, g, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            d_g *= tmp                                           # dg *= 1 - g^2
-        else:                                                    # the variants, eq. 40-45
-            _variant_step_backward(dh, dc, z, c_prev, cells[t, :, :n], tanh_c, dz, variant,
-                                   None if keep is None else keep[t, :, :n], tmp_2h[:, :n],
-                                   grad_peephole)
+        _step_backward(dh, grad_c[:, :n], gates[t, :, :n], c_prev, cells[t, :, :n],
+                       tanh_cells[t, :, :n], dz, tmp_3h[:, :n], variant,
+                       None if keep is None else keep[t, :, :n], grad_peephole)
         grad_z[:, t, :n] = dz
         np.matmul(weight_hh_t, dz, out=grad_h[:, :n])            # dh_prev = W_hh^T dz
 
