@@ -1,9 +1,13 @@
 """One LSTM layer in one direction over a whole sequence: forward and BPTT.
 
 The equations are those of ``cell.py`` (docs/lstm.md, eq. 1-16; BPTT over the
-sequence eq. 17-19, projection eq. 20-21), applied at every time step. This
-file is where the performance tricks live; each keeps the arithmetic of the
-plain cell up to floating-point round-off:
+sequence eq. 17-19, projection eq. 20-21), applied at every time step: one
+step forward in ``_step_forward``, its backward in ``_step_backward``. This
+file is where the performance tricks live, and this list is their one
+description (docs/architecture.md links here). Each computes the same
+equations as the plain cell and changes results at most by floating-point
+round-off (sums added in another order), which is why the layer agrees with
+torch to about 1e-15 in float64:
 
 1. One GEMM per step for the whole pre-activation. Eq. 1,
    z = x W_ih^T + b_ih + h_prev W_hh^T + b_hh, is one product of the stacked
@@ -20,33 +24,42 @@ plain cell up to floating-point round-off:
    (H, N) block of memory, and the elementwise work of a step runs over
    contiguous blocks instead of four interleaved column ranges of an
    (N, 4H) array, about 3x faster at the seed's shape. Arrays come in and
-   go out in torch's (T, N, .) layout; the transposes cost one copy each.
+   go out in torch's (T, N, .) layout; the transposes cost one copy each
+   and move numbers without changing them.
 3. Gate order (i, f, o, g) inside this file. torch stores the four gate
    blocks as (i, f, g, o); swapping the last two blocks makes the three
    sigmoid gates one contiguous (3H, N) block, so each step makes one call
    for them instead of three. Weights are reordered on the way in and
-   gradients on the way out, so callers only ever see torch's order.
+   gradients on the way out, so callers only ever see torch's order (a
+   permutation: no arithmetic changes).
 4. Sigmoid through tanh, with the 1/2 folded into the weights:
    sigmoid(z) = 0.5 * tanh(z / 2) + 0.5. The rows of W that feed sigmoid
    gates are multiplied by 0.5 once per call (exact in binary floating
-   point), so one tanh over all 4H pre-activations gives tanh(z_g) and
-   tanh(z/2) for the other gates at once.
+   point: it only changes the exponent, and halving every term of a sum
+   halves every rounded partial sum), so the GEMM gives exactly z/2 and one
+   tanh over all 4H pre-activations gives tanh(z_g) and tanh(z/2) for the
+   other gates at once.
 5. One GEMM for every weight gradient, after the loop: since z_t = W a_t with
    a_t = [h_prev, x_t, 1]^T, dW = sum_t dz_t a_t^T, which is
-   [dW_hh | dW_ih | db] at once. The caches keep time and batch side by
-   side, (4H, T, N) and (K, T, N), so the sum over t is the inner dimension
-   of one (4H, T*N) x (T*N, K) product. The input gradient of all steps,
-   dx_t = W_ih^T dz_t, is one more GEMM.
-6. In-place ufuncs (``out=``) into preallocated (T, N, .) caches, which come
+   [dW_hh | dW_ih | db] at once. dz and the inputs are kept with time and
+   batch side by side, (4H, T, N) and (K, T, N), so the sum over t is the inner dimension
+   of one (4H, T*N) x (T*N, K) product: the same sum of products, grouped
+   differently. The input gradient of all steps, dx_t = W_ih^T dz_t, is one
+   more GEMM.
+6. In-place ufuncs (``out=``) into preallocated feature-major caches
+   ((K, T, N) inputs, (T, 4H, N) gates, (T, H, N) cells, ...), which come
    from a ``workspace`` dict reused across calls, so a training loop does
-   not page-fault fresh memory on every step.
+   not page-fault fresh memory on every step. This changes where results
+   are stored, never their values.
 7. Backward reads the activations saved by forward (i, f, o, g, c, tanh(c)
-   and the inputs of every step) and recomputes nothing.
+   and the inputs of every step) and recomputes nothing: sigmoid' = s (1 - s)
+   and tanh' = 1 - tanh^2 are taken from them.
 
 The variants (peephole, input_forget, clip, ablate; docs/lstm.md, section 11)
 run in their own step functions, ``_variant_step_forward`` and
-``_variant_step_backward``, with the same tricks; with every option at its
-default the loop takes the plain path above and pays one branch per step.
+``_variant_step_backward`` (called by ``_step_forward`` and ``_step_backward``),
+with the same tricks; with every option at its default the step takes the
+plain path and pays one branch.
 
 Variable-length batches follow torch's PackedSequence: the batch is sorted by
 length, longest first, and ``batch_sizes[t]`` says how many sequences are
