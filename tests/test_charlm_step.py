@@ -83,5 +83,7 @@ def test_carried_state_equals_one_long_forward():
     mean_nats = per_char.mean()
     for seq_len in [1, 4, 100]:
         assert abs(evaluate(model, streams, seq_len) - mean_nats) < 1e-12
+    ids = streams.T.reshape(-1)                                # the stream batchify laid out
+    assert abs(evaluate(model, ids, 5, batch_size=B) - mean_nats) < 1e-12
     assert model.training                                      # evaluate restores the mode
 
