@@ -51,6 +51,7 @@ def train_step(model, optimizer, criterion, inputs, targets, state, clip):
     - state: None (zeros, at the start of the streams) or (h, c), each (L, B, H):
       the state at the end of the previous chunk
     - clip: the max norm for clip_grad_norm_, or None for no clipping
+    The parameter gradients must be zero on entry; the step leaves them zero.
 
     Returns:
     - loss: float, mean nats per character of this chunk
