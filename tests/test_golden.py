@@ -16,6 +16,8 @@ import torch
 import npylstm
 from npylstm import golden
 
+pytestmark = pytest.mark.reference
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

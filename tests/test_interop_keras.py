@@ -15,7 +15,8 @@ from npylstm import interop
 F32_TOL = 1e-5
 
 # Keras's variables warn under numpy 2 on np.array(variable); not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [pytest.mark.reference,
+              pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
 
 
 def numpy(tensor):

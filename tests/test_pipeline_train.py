@@ -11,6 +11,8 @@ from npylstm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from npylstm.train import (ConfigError, TrainConfig, epoch_batches, make_data, make_model,
                            metrics_of, train)
 
+pytestmark = pytest.mark.reference
+
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():

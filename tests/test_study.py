@@ -108,8 +108,9 @@ def test_same_results_through_any_executor():
         assert a["test_mse"] == b["test_mse"], "learning curves differ between executors"
 
 
+@pytest.mark.reference
 def test_dask_distributed_executor():
-    distributed = pytest.importorskip("distributed")
+    import distributed
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
