@@ -226,7 +226,7 @@ def _keras_class(obj):
     By the names in its class hierarchy, so that arrays never import keras.
     """
     for cls in type(obj).__mro__:
-        if cls.__module__.split(".")[0] in ("keras", "tf_keras") \
+        if cls.__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow") \
                 and cls.__name__ in ("LSTM", "Bidirectional", "Model"):
             return cls.__name__
     return None
@@ -267,7 +267,8 @@ def _keras_layers(layers):
         for layer in stack[:-1]:
             if not getattr(layer, "return_sequences", True):
                 raise ValueError(f"from_keras: Keras layer {layer.name!r} does not return its "
-                                 f"sequence (return_sequences=False), so no layer can be stacked on it")
+                                 f"sequence (return_sequences=False), so no layer can be stacked "
+                                 f"on it")
     for layer in stack:
         if _keras_class(layer) == "Bidirectional":
             if layer.merge_mode != "concat":
@@ -283,7 +284,8 @@ def _keras_layers(layers):
                                      ("go_backwards", backwards)]:
                 if config.get(option, expected) != expected:
                     raise ValueError(f"from_keras: Keras layer {cell.name!r} has {option}="
-                                     f"{config[option]!r}; npylstm's LSTM needs {option}={expected!r}")
+                                     f"{config[option]!r}; npylstm's LSTM needs "
+                                     f"{option}={expected!r}")
         if not layer.get_weights():
             raise ValueError(f"from_keras: Keras layer {layer.name!r} has no weights yet; build "
                              f"it (call it on an input) first")
