@@ -314,6 +314,9 @@ def check_bundle(bundle, results, out=print):
             rows.append((entry["name"], abs_err, rel_err, ok))
             if not ok:
                 failed.append(f"{entry['name']} (max abs {abs_err:.2e} > {allowed:.2e})")
+        if not rows:                # "OK: all 0 arrays" would pass a port that was never checked
+            raise BundleError(f"{Path(bundle) / MANIFEST} lists no output or gradient arrays, "
+                              f"so nothing was compared")
     except BundleError as error:
         out(f"ERROR: {error}")
         return 2

@@ -16,6 +16,8 @@ import torch
 import npylstm
 from npylstm import golden
 
+pytestmark = pytest.mark.reference
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -244,6 +246,24 @@ def test_check_of_a_missing_results_folder_exits_2_in_one_line(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stdout.strip().splitlines() == [
         f"ERROR: results folder {tmp_path / 'nowhere'} does not exist"]
+
+
+@pytest.mark.parametrize("keep", ["inputs only", "no arrays"])
+def test_a_check_that_compares_nothing_exits_2_and_says_so(tmp_path, keep):
+    """A manifest without output or gradient arrays is an error, never "OK: all 0 arrays"."""
+    write(tmp_path / "g")
+    copy_results(tmp_path / "g", tmp_path / "r")
+    path = tmp_path / "g" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["arrays"] = [e for e in manifest["arrays"]
+                          if keep == "inputs only" and e["role"] not in ("output", "gradient")]
+    assert manifest["arrays"] or keep == "no arrays"
+    path.write_text(json.dumps(manifest))
+    result = cli("check", tmp_path / "g", tmp_path / "r")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines() == [
+        f"ERROR: {path} lists no output or gradient arrays, so nothing was compared"]
+    assert "Traceback" not in result.stderr
 
 
 def test_a_peephole_bundle_agrees_with_onnx_and_finite_differences(tmp_path):

@@ -18,6 +18,8 @@ import npylstm
 from npylstm import interop
 from npylstm.model import LSTMRegressor
 
+pytestmark = pytest.mark.reference
+
 F32_TOL = 1e-5
 F64_TOL = 1e-12
 SHAPES = [(5, 2), (9, 3)]                 # (T, N)

@@ -9,6 +9,8 @@ from helpers import assert_close, randomize
 from npylstm.data import make_sequence_data, sine_wave, split_train_valid, time_major
 from npylstm.model import LSTMRegressor, closed_loop_forecast, init_like_seed
 
+pytestmark = pytest.mark.reference
+
 
 # ----------------------------------------------------------------------------- data
 
