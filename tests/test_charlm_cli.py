@@ -296,3 +296,22 @@ def test_the_learning_rate_halves_every_half_life():
     assert learning_rate(cfg, 101) == pytest.approx(0.002, rel=1e-12)
     assert learning_rate(cfg, 301) == pytest.approx(0.0005, rel=1e-12)
     assert learning_rate(CharLMConfig(lr=0.004, lr_half_life=0), 10**6) == 0.004
+
+
+def test_the_sampling_step_is_the_model_step():
+    # next_step (one character, LSTM cells directly) against CharLM.forward over a sequence
+    # in float64: the same sums in another order, so round-off apart.
+    from npylstm.charlm import CharLM
+    from npylstm.charlm.sampling import next_step
+    from npylstm.module import no_grad
+    model = CharLM(11, hidden_size=7, num_layers=2, embedding_dim=5, dtype=np.float64, rng=0)
+    model.eval()
+    ids = np.random.default_rng(1).integers(0, 11, (6, 3))
+    with no_grad():
+        logits, (h_n, c_n) = model(ids)
+        state = (np.zeros((2, 3, 7)), np.zeros((2, 3, 7)))
+        for t in range(6):
+            step_logits, state = next_step(model, ids[t], state)
+            np.testing.assert_allclose(step_logits[0], logits[t], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(state[0], h_n, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(state[1], c_n, rtol=0, atol=1e-12)
