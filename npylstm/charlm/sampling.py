@@ -75,7 +75,7 @@ def next_step(model, ids, state):
     x = model.embedding.weight.data[ids]                             # (N, E)
     h, c = np.empty_like(state[0]), np.empty_like(state[1])
     for k in range(lstm.num_layers):
-        h[k], c[k], _ = lstm_cell_forward(x, state[0][k], state[1][k], **lstm._weights(k, 0))
+        h[k], c[k], _ = lstm_cell_forward(x, state[0][k], state[1][k], **lstm.layer_weights(k))
         x = h[k]                                                     # no dropout: eval mode
     logits = x @ model.linear.weight.data.T + model.linear.bias.data  # (N, V)
     return logits[None], (h, c)
