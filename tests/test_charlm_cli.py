@@ -72,6 +72,11 @@ def test_train_writes_the_files_and_the_metrics(run):
     assert 0 < m["final_valid_bpc"] < 2 * math.log2(V)
     assert m["chars_per_second"] > 0 and m["train_seconds"] > 0
     assert m["chars_trained"] == 12 * 8 * 3
+    # The whole held-out part (the last 5 %) in 3 streams; each stream's first character
+    # has no prediction.
+    held_out = round(len(TEXT) * 0.05)
+    assert m["split"]["valid_chars"] == held_out
+    assert m["final_valid_chars"] == (held_out // 3 - 1) * 3
     # samples.txt: one sample per evaluation, under a header naming its step.
     samples = (out / "samples.txt").read_text(encoding="utf-8")
     assert [line.split()[2] for line in samples.splitlines() if line.startswith("==== step")] \

@@ -146,7 +146,7 @@ class CharLMResult:
     optimizer: Adam
     vocab: texts.Vocabulary
     corpus: dict                  # corpus_info: name, chars, sha256, vocab_size
-    split: dict                   # train_chars, valid_chars, eval_slice_chars
+    split: dict                   # train_chars, valid_chars, eval_slice_chars, valid_scored_chars
     losses: List[float]           # nats per character of every step, from the first
     valid: List[dict]             # [{"step", "bpc"}] on the fixed held-out slice
     samples: List[dict]           # [{"step", "valid_bpc", "text"}] along training
@@ -223,7 +223,9 @@ def make_data(config, name, text):
     return CharData(vocab, texts.corpus_info(name, text), texts.batchify(train_ids, B),
                     texts.batchify(slice_ids, B), texts.batchify(valid_ids, B),
                     dict(train_chars=len(train_ids), valid_chars=len(valid_ids),
-                         eval_slice_chars=len(slice_ids) // B * B))
+                         eval_slice_chars=len(slice_ids) // B * B,
+                         # what evaluate scores: every stream's characters but its first
+                         valid_scored_chars=(len(valid_ids) // B - 1) * B))
 
 
 def learning_rate(config, step):
@@ -448,7 +450,7 @@ def metrics_of(result):
         "train_loss": train_loss_log(result.losses, cfg.log_every),
         "valid_bpc": result.valid,
         "final_valid_bpc": result.final_valid_bpc,
-        "final_valid_chars": result.split["valid_chars"] // cfg.batch_size * cfg.batch_size,
+        "final_valid_chars": result.split["valid_scored_chars"],
         "chars_per_second": result.chars_per_second,
         "train_seconds": result.train_seconds,
     }
