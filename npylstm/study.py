@@ -18,7 +18,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 
 from . import tasks
 from .argtypes import at_least, positive_float
+from .files import cannot_write, make_folder, write_json
 from .functional.cell import lstm_cell_backward, lstm_cell_forward
 from .gates import cell_weights
 from .loss import MSELoss
@@ -601,11 +601,14 @@ def _variant_list(text):
     return names
 
 
+PROG = "python -m npylstm.study"
+
+
 def build_parser():
     """The argparse parser of ``python -m npylstm.study``; its defaults are StudyConfig's."""
     d = StudyConfig()
     p = argparse.ArgumentParser(
-        prog="python -m npylstm.study",
+        prog=PROG,
         description="Train Greff et al.'s LSTM variants on a memory task and write "
                     "results.json, curves.png, final.png, gradflow.png and gates.png into --out.",
         epilog="Variants: " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
@@ -634,11 +637,8 @@ def build_parser():
 
 def write_outputs(results, out, plots=True):
     """results.json and (with ``plots``) the pictures into ``out``; returns the names written."""
-    from .checkpoint import atomic_write
-
-    os.makedirs(out, exist_ok=True)
-    atomic_write(os.path.join(out, "results.json"),
-                 lambda f: f.write((json.dumps(results, indent=1) + "\n").encode()))
+    make_folder(out)
+    write_json(os.path.join(out, "results.json"), results)
     if not plots:
         return ["results.json"]
     plot_curves(results, os.path.join(out, "curves.png"))
@@ -657,11 +657,9 @@ def main(argv=None):
     names = {f.name for f in dataclasses.fields(StudyConfig)}
     config = StudyConfig(**{k: v for k, v in vars(args).items() if k in names}).validate()
     try:
-        os.makedirs(args.out, exist_ok=True)
+        make_folder(args.out)
     except OSError as err:
-        print(f"python -m npylstm.study: error: cannot create the output folder {args.out!r}: "
-              f"{err.strerror}", file=sys.stderr)
-        return 1
+        return cannot_write(PROG, err)
     if not args.quiet:
         print(f"{len(config.variants)} variants x {config.seeds} seeds on {config.task} "
               f"(T={config.seq_len}, H={config.hidden_size}, {config.steps} steps of "
@@ -670,9 +668,7 @@ def main(argv=None):
     try:
         written = write_outputs(results, args.out, plots=not args.no_plots)
     except OSError as err:
-        print(f"python -m npylstm.study: error: cannot write into {args.out!r}: {err}",
-              file=sys.stderr)
-        return 1
+        return cannot_write(PROG, err)
     if not args.quiet:
         print()
         print(format_table(results))
