@@ -255,3 +255,117 @@ def bits_per_char_by_order(train_ids, valid_ids, vocab_size, max_order, discount
         if on_order is not None:
             on_order(level.order, bpc[-1], time.perf_counter() - start)
     return bpc
+
+
+# ---- the experiment: python -m npylstm.charlm ngram ----------------------------------------
+
+PROG = "python -m npylstm.charlm ngram"
+
+
+@dataclass
+class NGramConfig:
+    """The n-gram baseline's settings (the defaults are the command's)."""
+    order: int = 10                 # K: validation bits per character of every order 1..K
+    text: str = None                # a UTF-8 file; None: the stdlib's source, python_corpus()
+    discount: float = None          # None: D = n1 / (n1 + 2 n2) per level; or a fixed D in [0, 1]
+
+
+def load_corpus(path):
+    """(name, text): the file at ``path`` as it is (UTF-8), or python_corpus() for None.
+
+    The same text, vocabulary and split as the LSTM trains on (npylstm.text)."""
+    from npylstm.text import python_corpus
+    if path is None:
+        return "python-stdlib", python_corpus()
+    with open(path, encoding="utf-8", newline="") as f:
+        return str(path), f.read()
+
+
+def run_ngram(config, text=None, name=None, log=print):
+    """Fit the order-1..K models on the training part and score the held-out part.
+
+    ``text`` (a str) replaces the corpus of ``config.text``. Writes no files;
+    prints one line per order through ``log``. Returns the results as a dict
+    (ngram.json): config, corpus, train_chars, valid_chars, orders, valid_bpc
+    (bits per character, one per order), seconds (since the start, at each
+    order), best_order, best_valid_bpc.
+    """
+    from npylstm.text import Vocabulary, corpus_info, split_train_valid
+    if text is None:
+        name, text = load_corpus(config.text)
+    vocab = Vocabulary.from_text(text)
+    train, valid = split_train_valid(vocab.encode(text))
+    log(f"{name}: {len(text)} characters, {len(vocab)} distinct; "
+        f"{len(train)} to count, the last {len(valid)} held out")
+    seconds = []
+
+    def report(k, bpc, elapsed):
+        seconds.append(round(elapsed, 2))
+        log(f"order {k:2d}: {bpc:.4f} bits per character  ({elapsed:.1f} s)")
+
+    bpc = bits_per_char_by_order(train, valid, len(vocab), config.order, config.discount, report)
+    best = int(np.argmin(bpc))
+    return {"config": {"order": config.order, "text": config.text, "discount": config.discount,
+                       "smoothing": "interpolated Kneser-Ney"},
+            "corpus": corpus_info(name or "text", text),
+            "train_chars": len(train), "valid_chars": len(valid),
+            "orders": list(range(1, config.order + 1)), "valid_bpc": bpc, "seconds": seconds,
+            "best_order": best + 1, "best_valid_bpc": bpc[best]}
+
+
+def discount_type(text):
+    """An argparse type: a number in [0, 1]."""
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:                 # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def add_arguments(parser):
+    """The ngram subcommand's arguments, added to ``parser``."""
+    from npylstm.argtypes import at_least
+    parser.add_argument("--order", type=at_least(1), default=NGramConfig.order,
+                        help="the highest order K; prints every order 1..K (default %(default)s)")
+    parser.add_argument("--text", metavar="FILE", default=None,
+                        help="a UTF-8 text file (default: the Python standard library's source)")
+    parser.add_argument("--discount", type=discount_type, default=None,
+                        help="a fixed Kneser-Ney discount in [0, 1] (default: estimated per level)")
+    parser.add_argument("--out", metavar="DIR", default="runs/charlm",
+                        help="writes DIR/ngram.json (default %(default)s)")
+
+
+def command(args, parser):
+    """Run the parsed ngram subcommand: print the orders, write ngram.json. Returns the exit status."""
+    import os
+    from npylstm.files import cannot_write, make_folder, write_json
+    config = NGramConfig(order=args.order, text=args.text, discount=args.discount)
+    try:
+        name, text = load_corpus(config.text)
+    except (OSError, UnicodeDecodeError) as err:
+        parser.error(f"argument --text: cannot read {config.text}: "
+                     f"{getattr(err, 'strerror', None) or err}")
+    try:
+        results = run_ngram(config, text=text, name=name)
+    except ValueError as err:               # a text too short to hold a part out
+        parser.error(f"argument --text: {name}: {err}")
+    print(f"best: order {results['best_order']}, {results['best_valid_bpc']:.4f} bits per character")
+    path = os.path.join(args.out, "ngram.json")
+    try:
+        make_folder(args.out)
+        write_json(path, results)
+    except OSError as err:
+        return cannot_write(PROG, err)
+    print(f"wrote {path}")
+    return 0
+
+
+def main(argv=None):
+    import argparse
+    parser = argparse.ArgumentParser(prog=PROG, description="The character n-gram baseline: "
+                                     "validation bits per character of every order 1..K.")
+    add_arguments(parser)
+    return command(parser.parse_args(argv), parser)
