@@ -133,12 +133,13 @@ def count_levels(ids, vocab_size, order, discount=None):
         pairs = np.unique(rank[1:] * V + x[:max(n - 1, 0)])
         cont = np.bincount(pairs // V, minlength=len(keys))
         context = keys // V                 # (U,) the rank of each k-gram's context
+        # Counts are int32 (a text under 2**31 characters) to halve the memory of the tables.
         yield Level(
-            order=k, keys=keys, count=count, cont=cont,
-            count_total=np.bincount(context, weights=count, minlength=contexts),
-            count_types=np.bincount(context, minlength=contexts),
-            cont_total=np.bincount(context, weights=cont, minlength=contexts),
-            cont_types=np.bincount(context[cont > 0], minlength=contexts),
+            order=k, keys=keys, count=count.astype(np.int32), cont=cont.astype(np.int32),
+            count_total=np.bincount(context, weights=count, minlength=contexts).astype(np.int32),
+            count_types=np.bincount(context, minlength=contexts).astype(np.int32),
+            cont_total=np.bincount(context, weights=cont, minlength=contexts).astype(np.int32),
+            cont_types=np.bincount(context[cont > 0], minlength=contexts).astype(np.int32),
             discount_count=estimate_discount(count) if discount is None else discount,
             discount_cont=estimate_discount(cont) if discount is None else discount)
         prefix, contexts = rank, len(keys)
@@ -212,7 +213,13 @@ class NGramLM:
         self.levels = None
 
     def fit(self, ids):
-        """Count the training ids (T,). Returns self."""
+        """Count the training ids (T,). Returns self.
+
+        Memory: about 40 bytes per distinct n-gram of every order up to K (on the
+        11.5 M training characters of the stdlib, orders 1..10 hold about N GB).
+        """
+        if len(ids) >= 2**31:
+            raise ValueError(f"NGramLM.fit: counts are int32, so at most 2**31 - 1 ids, got {len(ids)}")
         self.levels = list(count_levels(ids, self.vocab_size, self.order, self.discount))
         return self
 
