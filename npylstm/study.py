@@ -34,7 +34,6 @@ from .files import cannot_write, make_folder, write_json
 from .functional.cell import lstm_cell_backward, lstm_cell_forward
 from .gates import cell_weights
 from .loss import MSELoss
-from .lstm import LSTM
 from .model import LSTMRegressor
 from .module import no_grad
 from .optim import Adam
@@ -151,27 +150,12 @@ def make_model(config, variant, seed):
     """LSTMRegressor whose LSTM is the variant; the same seed gives every variant the same start.
 
     The seed's generator draws the LSTM's weights (peepholes last, when the
-    variant has them) and then the Linear, so V and NP share all but the peepholes.
+    variant has them) and then the Linear, which LSTMRegressor draws as if there
+    were no peepholes, so V and NP share all but the peepholes.
     """
     I = {"adding": 2, "continual": 3, "sine": 1}[config.task]
-    H = config.hidden_size
-    model = LSTMRegressor(I, H, 1, rng=np.random.default_rng([seed, 0]))
-    if VARIANTS[variant]:
-        model.lstm = LSTM(I, H, rng=np.random.default_rng([seed, 0]), **VARIANTS[variant])
-    return model
-
-
-def predict(model, x, hx=None):
-    """Prediction at the last step, and the final state: (N, 1), (h_n, c_n)."""
-    output, state = model.lstm(x, hx)                              # (T, N, H)
-    return model.linear(output[-1]), state
-
-
-def backward(model, grad_pred):
-    """Backward of ``predict``: the prediction reads h_n, so its gradient enters as grad_h_n."""
-    grad_h = model.linear.backward(grad_pred)                      # (N, H)
-    zeros = np.zeros((1,) + grad_h.shape, grad_h.dtype)
-    model.lstm.backward(None, (grad_h[None], zeros))
+    return LSTMRegressor(I, config.hidden_size, 1, rng=np.random.default_rng([seed, 0]),
+                         **VARIANTS[variant])
 
 
 def evaluate(config, model, x, y):
@@ -179,12 +163,15 @@ def evaluate(config, model, x, y):
     model.eval()
     with no_grad():
         if config.task == "continual":
-            output, _ = model.lstm(x)                              # (E*T, N, H)
+            # The streams episode by episode, the state carried over; the
+            # answer at each episode's last step is scored, after the warm-up.
             T = config.seq_len
-            pred = model.linear(output[2 * T - 1::T])              # (E-1, N, 1), no warm-up
+            model(x[:T])
+            pred = np.stack([model(x[e * T:(e + 1) * T], hx=model.state)
+                             for e in range(1, len(y))])            # (E-1, N, 1)
             y = y[1:]
         else:
-            pred, _ = predict(model, x)                            # (N, 1)
+            pred = model(x)                                        # (N, 1)
     model.train()
     error = pred - y
     return float(np.mean(error ** 2)), float(np.max(np.abs(error)))
@@ -267,13 +254,13 @@ def train_model(config, variant, seed):
         x, y = make_batch(config, config.batch_size, rng)
         if config.task == "continual":
             y = y[0]                                           # (N, 1): one episode
-        pred, state = predict(model, x, state)
+        pred = model(x, hx=state)
         optimizer.zero_grad()
         criterion(pred, y)
-        backward(model, criterion.backward())
+        model.backward(criterion.backward())
         optimizer.step()
-        if config.task != "continual":
-            state = None
+        if config.task == "continual":
+            state = model.state          # carried to the next episode; no gradient through it
     final_mse, max_error = evaluate(config, model, test_x, test_y)
     finite = math.isfinite(final_mse)
     grad_h, grad_c = gradient_flow(model, test_x[:, :GRADFLOW_SIZE],
