@@ -184,11 +184,9 @@ def test_bad_ids_raise():
 
 # ---- the command line ---------------------------------------------------------------------
 
-from npylstm.charlm import ngram as ngram_module   # noqa: E402
-
-
 def run_cli(argv):
-    return ngram_module.main(argv)
+    from npylstm.charlm.__main__ import main
+    return main(["ngram"] + argv)
 
 
 def test_cli_prints_every_order_and_writes_json(tmp_path, capsys):
@@ -215,6 +213,7 @@ def test_cli_prints_every_order_and_writes_json(tmp_path, capsys):
     (["--discount", "1.5"], "--discount"),
     (["--discount", "nan"], "--discount"),
     (["--text", "/nonexistent/file.txt"], "/nonexistent/file.txt"),
+    (["--order"], "--order"),
     (["--bogus"], "unrecognized"),
 ])
 def test_cli_bad_arguments_exit_2(argv, needle, capsys, tmp_path):
@@ -234,4 +233,4 @@ def test_cli_text_not_utf8_or_too_short_exits_2(tmp_path, capsys):
         with pytest.raises(SystemExit) as exit_info:
             run_cli(["--text", str(path), "--out", str(tmp_path)])
         assert exit_info.value.code == 2
-        assert str(path) in capsys.readouterr().err
+        assert path.name in capsys.readouterr().err

@@ -273,37 +273,29 @@ PROG = "python -m npylstm.charlm ngram"
 class NGramConfig:
     """The n-gram baseline's settings (the defaults are the command's)."""
     order: int = 10                 # K: validation bits per character of every order 1..K
-    text: str = None                # a UTF-8 file; None: the stdlib's source, python_corpus()
+    text: str = None                # a UTF-8 file, used as it is; None: python_corpus()
     discount: float = None          # None: D = n1 / (n1 + 2 n2) per level; or a fixed D in [0, 1]
-
-
-def load_corpus(path):
-    """(name, text): the file at ``path`` as it is (UTF-8), or python_corpus() for None.
-
-    The same text, vocabulary and split as the LSTM trains on (npylstm.text)."""
-    from npylstm.text import python_corpus
-    if path is None:
-        return "python-stdlib", python_corpus()
-    with open(path, encoding="utf-8", newline="") as f:
-        return str(path), f.read()
 
 
 def run_ngram(config, text=None, name=None, log=print):
     """Fit the order-1..K models on the training part and score the held-out part.
 
+    The vocabulary is that of the whole text and the split is
+    ``npylstm.text.split_train_valid``'s, as for the LSTM (charlm.train.make_data).
     ``text`` (a str) replaces the corpus of ``config.text``. Writes no files;
     prints one line per order through ``log``. Returns the results as a dict
     (ngram.json): config, corpus, train_chars, valid_chars, orders, valid_bpc
     (bits per character, one per order), seconds (since the start, at each
-    order), best_order, best_valid_bpc.
+    order), best_order, best_valid_bpc. ValueError for a text too short to split.
     """
-    from npylstm.text import Vocabulary, corpus_info, split_train_valid
+    from ..text import Vocabulary, corpus_info, split_train_valid
+    from .train import load_text
     if text is None:
-        name, text = load_corpus(config.text)
+        name, text = load_text(config)
     vocab = Vocabulary.from_text(text)
     train, valid = split_train_valid(vocab.encode(text))
-    log(f"{name}: {len(text)} characters, {len(vocab)} distinct; "
-        f"{len(train)} to count, the last {len(valid)} held out")
+    log(f"corpus {name}: {len(text):,} characters, {len(vocab)} distinct; "
+        f"{len(train):,} counted, the last {len(valid):,} held out")
     seconds = []
 
     def report(k, bpc, elapsed):
@@ -314,13 +306,13 @@ def run_ngram(config, text=None, name=None, log=print):
     best = int(np.argmin(bpc))
     return {"config": {"order": config.order, "text": config.text, "discount": config.discount,
                        "smoothing": "interpolated Kneser-Ney"},
-            "corpus": corpus_info(name or "text", text),
+            "corpus": corpus_info(name, text),
             "train_chars": len(train), "valid_chars": len(valid),
             "orders": list(range(1, config.order + 1)), "valid_bpc": bpc, "seconds": seconds,
             "best_order": best + 1, "best_valid_bpc": bpc[best]}
 
 
-def discount_type(text):
+def unit_interval(text):
     """An argparse type: a number in [0, 1]."""
     import argparse
     try:
@@ -332,33 +324,45 @@ def discount_type(text):
     return value
 
 
-def add_arguments(parser):
-    """The ngram subcommand's arguments, added to ``parser``."""
-    from npylstm.argtypes import at_least
-    parser.add_argument("--order", type=at_least(1), default=NGramConfig.order,
-                        help="the highest order K; prints every order 1..K (default %(default)s)")
-    parser.add_argument("--text", metavar="FILE", default=None,
-                        help="a UTF-8 text file (default: the Python standard library's source)")
-    parser.add_argument("--discount", type=discount_type, default=None,
-                        help="a fixed Kneser-Ney discount in [0, 1] (default: estimated per level)")
-    parser.add_argument("--out", metavar="DIR", default="runs/charlm",
-                        help="writes DIR/ngram.json (default %(default)s)")
-
-
-def command(args, parser):
-    """Run the parsed ngram subcommand: print the orders, write ngram.json. Returns the exit status."""
+def add_parser(subparsers):
+    """The ``ngram`` subcommand's parser (see npylstm/charlm/__main__.py)."""
     import os
-    from npylstm.files import cannot_write, make_folder, write_json
+    from ..argtypes import at_least
+    parser = subparsers.add_parser(
+        "ngram", help="the count-based n-gram baseline: held-out bits per character",
+        description="Interpolated Kneser-Ney character n-grams on the same text, vocabulary "
+                    "and train/held-out split as `train`: prints the held-out bits per "
+                    "character of every order 1..K and writes DIR/ngram.json.")
+    parser.add_argument("--order", type=at_least(1), default=NGramConfig.order, metavar="K",
+                        help="the highest order (default %(default)s)")
+    parser.add_argument("--text", metavar="FILE", default=None,
+                        help="a UTF-8 text file, used as it is (default: the Python standard "
+                             "library's source, npylstm.text.python_corpus())")
+    parser.add_argument("--discount", type=unit_interval, default=None, metavar="D",
+                        help="a fixed discount in [0, 1] for every level (default: estimated "
+                             "per level, n1 / (n1 + 2 n2))")
+    parser.add_argument("--out", metavar="DIR", default=os.path.join("runs", "charlm"),
+                        help="writes DIR/ngram.json (default %(default)s)")
+    return parser
+
+
+def run(args, parser):
+    """The ``ngram`` subcommand: print every order, write ngram.json. Returns the exit status."""
+    import os
+    from ..argtypes import fail
+    from ..files import cannot_write, make_folder, write_json
+    from .train import TextError, load_text
     config = NGramConfig(order=args.order, text=args.text, discount=args.discount)
     try:
-        name, text = load_corpus(config.text)
-    except (OSError, UnicodeDecodeError) as err:
-        parser.error(f"argument --text: cannot read {config.text}: "
-                     f"{getattr(err, 'strerror', None) or err}")
+        name, text = load_text(config)
+    except TextError as err:
+        parser.error(f"argument --text: {err}")
+    except FileNotFoundError as err:        # a Python without its stdlib's sources
+        return fail(PROG, str(err))
     try:
         results = run_ngram(config, text=text, name=name)
-    except ValueError as err:               # a text too short to hold a part out
-        parser.error(f"argument --text: {name}: {err}")
+    except ValueError as err:               # too short to hold a part out
+        parser.error(f"argument --text: {name!r} is too short: {err}")
     print(f"best: order {results['best_order']}, {results['best_valid_bpc']:.4f} bits per character")
     path = os.path.join(args.out, "ngram.json")
     try:
@@ -368,11 +372,3 @@ def command(args, parser):
         return cannot_write(PROG, err)
     print(f"wrote {path}")
     return 0
-
-
-def main(argv=None):
-    import argparse
-    parser = argparse.ArgumentParser(prog=PROG, description="The character n-gram baseline: "
-                                     "validation bits per character of every order 1..K.")
-    add_arguments(parser)
-    return command(parser.parse_args(argv), parser)
