@@ -39,7 +39,9 @@ to the end of its line (to the end of the file for a triple quote); the rest of
 the file until the next line at indentation 0 keeps the bracket depth reached
 and counts as neither string nor comment, each line its own indentation; and
 the tokenizer starts again at that line. The text is called Python when at most
-10% of its characters fall in such untokenized parts.
+10% of its characters fall in such untokenized parts (an unclosed quote before
+the last line of a file counts to its line's end) and the tokenizer stopped at
+most 2 + T / 2000 times.
 """
 import io
 import re
@@ -47,9 +49,10 @@ import tokenize
 
 import numpy as np
 
+from ..text import file_starts
+
 FEATURE_NAMES = ("in_string", "in_comment", "bracket_depth", "indent", "column")
 
-FILE_HEADER = re.compile(r"^# file: ", re.MULTILINE)
 _STRING_START = re.compile(r"[A-Za-z]*('''|\"\"\"|'|\")")
 _OPEN, _CLOSE = "([{", ")]}"
 _NO_STATEMENT = {tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT, tokenize.INDENT,
@@ -59,11 +62,6 @@ _PIECE_START = {getattr(tokenize, n) for n in ("FSTRING_START", "TSTRING_START")
 _PIECE_END = {getattr(tokenize, n) for n in ("FSTRING_END", "TSTRING_END") if hasattr(tokenize, n)}
 _LINE = re.compile(r"[^\n]*\n|[^\n]+$")
 _MAX_RESTARTS = 50      # per file: past this the rest of the file is left untokenized
-
-
-def file_boundaries(text):
-    """Offsets where files start: 0 and each ``# file: `` header line (sorted, unique)."""
-    return sorted({0, *(m.start() for m in FILE_HEADER.finditer(text))})
 
 
 def column(text):
@@ -102,7 +100,8 @@ class _Scan:
         self.brackets = np.zeros(n + 1, np.int64)   # +1 at an opener, -1 at a closer
         self.close_dist = np.zeros(n, np.int64)
         self.statement_row = np.zeros(len(self.lines), bool)
-        self.untokenized = 0
+        self.untokenized = 0                        # characters the tokenizer could not read
+        self.errors = 0                             # times it stopped
         self.stack = []                             # offsets of open brackets
 
     def offset(self, row, col):
@@ -126,6 +125,7 @@ class _Scan:
             if stop_row is None:
                 return
             restarts += 1
+            self.errors += 1
             row0 = self._skip(stop_row, give_up=restarts > _MAX_RESTARTS)
 
     def _tokenize_from(self, row0):
@@ -201,10 +201,10 @@ class _Scan:
         if give_up:
             nxt = len(self.lines) + 1
         end = self.offset(nxt, 0) if nxt <= len(self.lines) else n
-        if not quote:
-            self.untokenized += end - stop
-        else:
-            self.untokenized += max(0, end - line_end)
+        # An unclosed quote in the last line is the text cut off inside a string; anywhere else
+        # it is not Python (an apostrophe in prose, say) and counts as untokenized.
+        last_line = row >= len(self.lines)
+        self.untokenized += end - (line_end if quote and last_line else stop)
         for r in range(row, min(nxt, len(self.lines) + 1)):
             if self.lines[r - 1].strip():
                 self.statement_row[r - 1] = True
@@ -224,10 +224,10 @@ class _Scan:
 
 def _scan_files(text, starts=None):
     """Tokenize each file of the text; the marks concatenated, and the untokenized count."""
-    starts = file_boundaries(text) if starts is None else sorted({0, *starts})
+    starts = sorted({0, *(file_starts(text) if starts is None else starts)})
     bounds = [s for s in starts if 0 <= s < len(text)] + [len(text)]
     parts = {k: [] for k in ("in_string", "in_comment", "bracket_depth", "indent", "close_dist")}
-    untokenized = 0
+    untokenized = errors = 0
     for a, b in zip(bounds[:-1], bounds[1:]):
         scan = _Scan(text[a:b])
         scan.run()
@@ -237,9 +237,10 @@ def _scan_files(text, starts=None):
         parts["indent"].append(scan.indent())
         parts["close_dist"].append(scan.close_dist)
         untokenized += scan.untokenized
+        errors += scan.errors
     empty = np.zeros(0, np.int64)
     out = {k: (np.concatenate(v) if v else empty).astype(np.int64) for k, v in parts.items()}
-    return out, untokenized
+    return out, untokenized, errors
 
 
 def text_features(text, starts=None, *, python=None):
@@ -247,10 +248,11 @@ def text_features(text, starts=None, *, python=None):
 
     Inputs:
     - text: str of T characters
-    - starts: offsets where files start (default: ``file_boundaries(text)``, the
-      ``# file: `` header lines); each file is tokenized on its own
+    - starts: offsets where files start (default: ``npylstm.text.file_starts``,
+      the corpus's ``# file: path`` header lines); each file is tokenized on its own
     - python: True or False to decide whether the text is Python; None (default)
-      decides by tokenizing: Python if at most 10% of it fails to tokenize
+      decides by tokenizing: Python if at most 10% of it fails to tokenize and
+      the tokenizer stops at most 2 + T / 2000 times
 
     Returns:
     - dict name -> (T,) int64 array: "in_string", "in_comment", "bracket_depth",
@@ -259,8 +261,8 @@ def text_features(text, starts=None, *, python=None):
     features = {"column": column(text)}
     if python is False or not text:
         return features
-    marks, untokenized = _scan_files(text, starts)
-    if python is None and untokenized > 0.1 * len(text):
+    marks, untokenized, errors = _scan_files(text, starts)
+    if python is None and (untokenized > 0.1 * len(text) or errors > 2 + len(text) / 2000):
         return features
     return {name: marks[name] for name in FEATURE_NAMES[:4]} | features
 

@@ -82,8 +82,9 @@ def correlations(states, features):
     states = np.asarray(states, dtype=np.float64)
     T = states.shape[0]
     s = states.reshape(T, -1)
+    constant = np.ptp(s, axis=0) == 0                               # (L*H,)
     s = s - s.mean(axis=0)
-    s_norm = np.sqrt((s * s).sum(axis=0))                          # (L*H,)
+    s_norm = np.sqrt((s * s).sum(axis=0))
     out = {}
     for name, values in features.items():
         y = np.asarray(values, dtype=np.float64)
@@ -91,11 +92,11 @@ def correlations(states, features):
             raise ValueError(f"feature {name!r}: expected shape ({T},), got {y.shape}")
         y = y - y.mean()
         y_norm = np.sqrt(y @ y)
-        if y_norm == 0:
+        if np.ptp(y) == 0:
             continue
         with np.errstate(invalid="ignore", divide="ignore"):
             r = (y @ s) / (s_norm * y_norm)
-        out[name] = np.where(s_norm > 0, r, 0.0).reshape(states.shape[1:])
+        out[name] = np.where(constant, 0.0, r).reshape(states.shape[1:])
     return out
 
 
