@@ -439,6 +439,25 @@ def export_onnx(module, path, *, initial_state=False):
     return str(path)
 
 
+def _onnx_variant(model, helper, path):
+    """The variant options of the graph's LSTM nodes: peephole (a P input), input_forget, clip.
+
+    export_onnx gives every layer the same options; a graph whose nodes differ is refused."""
+    found = []
+    for node in model.graph.node:
+        if node.op_type == "LSTM":
+            attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            clip = attributes.get("clip")
+            found.append(dict(peephole=len(node.input) > 7 and node.input[7] != "",
+                              input_forget=bool(attributes.get("input_forget", 0)),
+                              clip=None if clip is None else float(clip)))
+    if not found:
+        raise ValueError(f"load_onnx: {path} has no LSTM node")
+    if any(options != found[0] for options in found):
+        raise ValueError(f"load_onnx: the LSTM nodes of {path} differ in their options: {found}")
+    return found[0]
+
+
 def load_onnx(path):
     """The npylstm.LSTM (or LSTMRegressor) stored in a file that export_onnx wrote.
 
@@ -464,13 +483,22 @@ def load_onnx(path):
         kind = config.pop("module")
         dtype = np.dtype(config.pop("dtype"))
         output_size = config.pop("output_size", None)
-        variant = {k: config.pop(k) for k in ("peephole", "input_forget", "clip") if k in config}
+        recorded = {k: config.pop(k) for k in ("peephole", "input_forget", "clip") if k in config}
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"load_onnx: could not read the {METADATA_KEY!r} metadata of {path}: "
                          f"{error!r}") from None
+    variant = _onnx_variant(model, helper, path)
+    if recorded:
+        # ONNX stores clip as a float32 attribute; the metadata keeps the exact value.
+        same = dict(recorded, clip=None if recorded.get("clip") is None
+                    else float(np.float32(recorded["clip"])))
+        if same != variant:
+            raise ValueError(f"load_onnx: the LSTM nodes of {path} say {variant}, its "
+                             f"{METADATA_KEY!r} metadata says {recorded}")
+        variant["clip"] = recorded.get("clip")
     if kind == "LSTMRegressor":
         module = LSTMRegressor(config["input_size"], config["hidden_size"], output_size,
-                               config["num_layers"], dtype=dtype)
+                               config["num_layers"], dtype=dtype, **variant)
         lstm, prefix = module.lstm, "lstm."
     elif kind == "LSTM":
         lstm = module = LSTM(**config, dtype=dtype, **variant)

@@ -192,3 +192,19 @@ def test_pipeline_modules_do_not_import_matplotlib():
             "('torch', 'matplotlib')); assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_output_folder_that_cannot_be_made_exits_1_in_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    proc = run_cli(*TINY, "--epochs", "1", "--quiet", "--out", "file/run", cwd=tmp_path)
+    assert_clean_error(proc, status=1)
+    assert proc.stderr == ("python -m npylstm.train: error: cannot write file/run: "
+                           "Not a directory\n")
+
+
+def test_a_file_that_cannot_be_written_exits_1_in_one_line(tmp_path):
+    (tmp_path / "run" / "metrics.json").mkdir(parents=True)     # os.replace cannot replace it
+    proc = run_cli(*TINY, "--epochs", "1", "--quiet", "--out", "run", cwd=tmp_path)
+    assert_clean_error(proc, status=1)
+    assert proc.stderr == ("python -m npylstm.train: error: cannot write "
+                           f"{os.path.join('run', 'metrics.json')}: Is a directory\n")

@@ -162,3 +162,21 @@ def test_variants_share_their_start():
     assert set(v) - set(np_) == {"lstm.weight_ci_l0", "lstm.weight_cf_l0", "lstm.weight_co_l0"}
     for name in np_:
         np.testing.assert_array_equal(v[name], np_[name], err_msg=name)
+
+
+@pytest.mark.parametrize("occupied, failing, reason", [
+    ("file", "file/study", "Not a directory"),                  # the folder cannot be made
+    ("study/results.json/", "study/results.json", "Is a directory"),  # the file cannot replace it
+])
+def test_a_failed_write_exits_1_in_one_line(occupied, failing, reason, tmp_path):
+    if occupied.endswith("/"):
+        (tmp_path / occupied).mkdir(parents=True)
+    else:
+        (tmp_path / occupied).write_text("x")
+    proc = subprocess.run(
+        [sys.executable, "-m", "npylstm.study", "--variants", "NP", "--seeds", "1", "--steps", "1",
+         "--seq-len", "4", "--hidden-size", "2", "--batch-size", "4", "--workers", "1", "--quiet",
+         "--no-plots", "--out", failing.split("/results.json")[0]],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == f"python -m npylstm.study: error: cannot write {failing}: {reason}\n"
