@@ -257,3 +257,46 @@ def test_saturation_png(tmp_path):
     record = {name: np.random.default_rng(0).random((50, 2, 4)) for name in "ifo"}
     path = cellpage.plot_saturation(tmp_path / "sat.png", internals.saturation_table(record))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- the whole analysis on a tiny model ---------------------------------------------------------
+
+def test_inspect_text_on_a_tiny_model_agrees_with_the_fast_path():
+    from npylstm.charlm import CharLM
+    from npylstm.module import no_grad
+    from npylstm.text import Vocabulary
+
+    text = "# file: a.py\ndef f(x):\n    return [x, 'a']  # c\n" * 4
+    vocab = Vocabulary.from_text(text)
+    model = CharLM(len(vocab), hidden_size=6, num_layers=2, embedding_dim=4, dtype=np.float64, rng=0)
+    result = internals.inspect_text(model, vocab, text, top=3)
+    T = len(text)
+    assert result["states"].shape == (T, 2, 6)
+    with no_grad():
+        logits, (h_n, c_n) = model(vocab.encode(text)[:, None])
+    # the plain cell's last states are the fast path's (same process: round-off only)
+    assert np.allclose(np.arctanh(result["states"][-1]), c_n[:, 0], atol=1e-10)
+    # bits per character: entry t from the logits after character t-1
+    z = logits[:-1, 0]
+    log_p = z - z.max(1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    expected = -log_p[np.arange(T - 1), vocab.encode(text)[1:]] / np.log(2)
+    assert np.isnan(result["bits"][0]) and np.allclose(result["bits"][1:], expected, atol=1e-10)
+    cells = internals.cells_json(result)
+    assert set(cells) == {"chars", "features", "saturation"} and cells["chars"] == T
+    assert set(cells["features"]) <= set(FEATURE_NAMES) and "in_string" in cells["features"]
+    for rows in cells["features"].values():
+        assert len(rows) == 3 and set(rows[0]) == {"layer", "unit", "r"}
+        assert [abs(row["r"]) for row in rows] == sorted((abs(row["r"]) for row in rows), reverse=True)
+    assert [(row["layer"], row["gate"]) for row in cells["saturation"]] == \
+        [(k, g) for k in range(2) for g in "ifo"]
+    assert all(len(row["left"]) == 6 for row in cells["saturation"])
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        internals.inspect_text(model, vocab, text + "§")
+
+
+def test_held_out_text_starts_at_a_file_boundary():
+    corpus = "".join(f"# file: m{k}.py\nx = {k}\n" * 1 for k in range(100))
+    text, starts = internals.held_out_text(corpus, chars=30)
+    assert text.startswith("# file: m") and len(text) == 30 and starts[0] == 0
+    assert corpus.endswith(internals.held_out_text(corpus, chars=10**6)[0])

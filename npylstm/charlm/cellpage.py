@@ -202,3 +202,28 @@ def plot_saturation(path, table, title=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
+
+
+def write_inspection(result, out, title=None):
+    """The three files of ``inspect`` into the folder ``out``: saturation.png, cells.json, cells.html.
+
+    Inputs:
+    - result: ``internals.inspect_text(...)``
+    - out: the folder (created if missing)
+
+    Returns:
+    - dict name -> path written
+    """
+    from pathlib import Path
+
+    from .internals import cells_json
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"saturation.png": out / "saturation.png", "cells.json": out / "cells.json",
+             "cells.html": out / "cells.html"}
+    plot_saturation(paths["saturation.png"], result["saturation"], title=title and f"{title}: gate saturation")
+    paths["cells.json"].write_text(json.dumps(cells_json(result), indent=2) + "\n", encoding="utf-8")
+    write_cells_html(paths["cells.html"], result["text"], result["states"], result["top"],
+                     title=title or "Cells of a character LSTM")
+    return paths

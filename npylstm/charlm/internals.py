@@ -31,39 +31,111 @@ def record_cells(model, ids, hx=None):
     """Gates and cell states of every layer of a character model over one text.
 
     Inputs:
-    - model: a CharLM (``model.embedding``, ``model.lstm``)
+    - model: a CharLM (``model.embedding``, ``model.lstm``, ``model.linear``)
     - ids: (T,) character ids
     - hx: None (zeros) or (h_0, c_0) as the model's LSTM takes them
 
     Returns:
-    - dict of (T, L, H) arrays "i", "f", "g", "o", "c" (``record_gates`` of each
-      layer, run with the plain cell, one step at a time)
+    - dict of (T, L, H) arrays "i", "f", "g", "o", "c": ``record_gates`` of each
+      layer, run with the plain cell one step at a time (so this is also an
+      independent check of the fast path), and "h": (T, H), the top layer's
+      hidden state, from which the model predicts the next character
     """
     from ..gates import record_gates
     from ..module import no_grad
 
     ids = np.asarray(ids).reshape(-1)
     with no_grad():
-        x = model.embedding(ids[:, None])                        # (T, 1, E)
+        x = model.embedding(ids)                                   # (T, E)
     records = [record_gates(model.lstm, x, hx, layer=k) for k in range(model.lstm.num_layers)]
-    return {name: np.stack([r[name] for r in records], axis=1) for name in "ifgoc"}
+    out = {name: np.stack([r[name] for r in records], axis=1) for name in "ifgoc"}
+    out["h"] = records[-1]["h"]
+    return out
 
 
-def char_bits(model, ids, hx=None):
-    """(T-1,) the model's loss in bits on each character after the first.
+def char_bits(model, h, ids):
+    """(T,) the model's loss in bits on each character; entry 0 is NaN.
 
-    Entry t-1 is -log2 p(ids[t] | ids[:t]): the loss of predicting character t
-    from the state after character t-1 (the first character has no prediction).
+    Entry t is -log2 p(ids[t] | ids[:t]), predicted from the top layer's hidden
+    state after character t-1, h[t-1] (``record_cells``'s "h"); the first
+    character has no prediction.
     """
     from ..module import no_grad
 
     ids = np.asarray(ids).reshape(-1)
     with no_grad():
-        logits, _ = model(ids[:-1, None], hx)                   # (T-1, 1, V)
-    z = logits[:, 0].astype(np.float64)
+        z = model.linear(h[:-1]).astype(np.float64)                # (T-1, V) logits
     z = z - z.max(axis=1, keepdims=True)
-    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))      # log-softmax, (T-1, V)
-    return -log_p[np.arange(len(ids) - 1), ids[1:]] / np.log(2.0)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))       # log-softmax
+    bits = np.full(len(ids), np.nan)
+    bits[1:] = -log_p[np.arange(len(ids) - 1), ids[1:]] / np.log(2.0)
+    return bits
+
+
+def one_blas_thread():
+    """A context with one BLAS thread: the plain cell's N = 1 products are tiny, and
+    several threads on them cost more than they give (10x slower on a busy 2-core machine)."""
+    import contextlib
+
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def inspect_text(model, vocab, text, starts=None, top=8):
+    """Everything ``python -m npylstm.charlm inspect`` shows, as arrays; writes no files.
+
+    Inputs:
+    - model, vocab: a CharLM and its Vocabulary
+    - text: str of T characters, all in the vocabulary (else ValueError naming them)
+    - starts: offsets where files start (default: the corpus's header lines)
+    - top: how many cells to keep per feature
+
+    Returns:
+    - dict: "text"; "features" (name -> (T,)); "states" (T, L, H), tanh(c);
+      "r" (name -> (L, H)); "top" (name -> [(layer, unit, r)], |r| descending);
+      "saturation" (``saturation_table``); "bits" (T,), the model's loss per
+      character (``char_bits``)
+    """
+    from .features import text_features
+
+    ids = vocab.encode(text)
+    with one_blas_thread():
+        record = record_cells(model, ids)
+    states = np.tanh(record["c"].astype(np.float64))
+    features = text_features(text, starts)
+    r = correlations(states, features)
+    return {"text": text, "features": features, "states": states, "r": r,
+            "top": {name: top_cells(values, top) for name, values in r.items()},
+            "saturation": saturation_table(record),
+            "bits": char_bits(model, record["h"], ids)}
+
+
+def held_out_text(corpus, chars=20000, valid_fraction=0.05):
+    """inspect's default text: the held-out part of the training corpus, its first ``chars``
+    characters from the first file boundary in it (from its start if it has none).
+
+    Returns:
+    - text: str of at most ``chars`` characters
+    - starts: the offsets in it where files start
+    """
+    from ..text import file_starts, split_train_valid
+
+    _, valid = split_train_valid(corpus, valid_fraction)
+    starts = file_starts(valid)
+    begin = starts[0] if starts else 0
+    text = valid[begin:begin + chars]
+    return text, [s - begin for s in starts if begin <= s < begin + len(text)]
+
+
+def cells_json(result):
+    """The contract's cells.json from ``inspect_text``'s result."""
+    return {"chars": len(result["text"]),
+            "features": {name: [{"layer": l, "unit": u, "r": r} for l, u, r in cells]
+                         for name, cells in result["top"].items()},
+            "saturation": result["saturation"]}
 
 
 # --- interpretable cells ---------------------------------------------------------------------
