@@ -14,7 +14,7 @@ rest) only own parameters and call these.
 - ``embedding``: table lookup and its scatter-add gradient
 """
 from .activations import sigmoid, sigmoid_grad, tanh_grad
-from .cell import lstm_cell_backward, lstm_cell_forward
+from .cell import CellCache, lstm_cell_backward, lstm_cell_forward
 from .layer import lstm_layer_backward, lstm_layer_forward
 from .linear import linear_backward, linear_forward
 from .embedding import embedding_backward, embedding_forward
@@ -23,7 +23,7 @@ from .variant import ABLATIONS, check_variant
 
 __all__ = [
     "sigmoid", "sigmoid_grad", "tanh_grad",
-    "lstm_cell_forward", "lstm_cell_backward",
+    "lstm_cell_forward", "lstm_cell_backward", "CellCache",
     "lstm_layer_forward", "lstm_layer_backward",
     "linear_forward", "linear_backward",
     "mse_forward", "mse_backward",
