@@ -215,8 +215,10 @@ class NGramLM:
     def fit(self, ids):
         """Count the training ids (T,). Returns self.
 
-        Memory: about 40 bytes per distinct n-gram of every order up to K (on the
-        11.5 M training characters of the stdlib, orders 1..10 hold about N GB).
+        Memory: 16 bytes per distinct n-gram of each order and 16 per distinct
+        context. On the 11.5 M training characters of the stdlib, orders 1..10 have
+        12 M distinct n-grams in all and their tables take 0.33 GB; counting peaks
+        at about 1.3 GB (np.unique's sorted copies of the (T,) keys).
         """
         if len(ids) >= 2**31:
             raise ValueError(f"NGramLM.fit: counts are int32, so at most 2**31 - 1 ids, got {len(ids)}")
