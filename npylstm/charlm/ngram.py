@@ -157,7 +157,8 @@ class _Evaluation:
         self.y = ids
         self.V = vocab_size
         T = len(ids)
-        self.ranks = np.zeros(T, dtype=np.int64)   # rank of the (k-1)-gram starting at each position; -1: unseen
+        # The rank of the (k-1)-gram starting at each position among the training's; -1: unseen.
+        self.ranks = np.zeros(T, dtype=np.int64)
         self.lower = np.full(T, 1.0 / vocab_size)  # P_0: uniform
         self.top = self.lower.copy()
 
@@ -186,8 +187,8 @@ class _Evaluation:
 
         top = interpolate(level.count, level.count_total, level.count_types, level.discount_count)
         lower = interpolate(level.cont, level.cont_total, level.cont_types, level.discount_cont)
-        # The order-k model is level k (raw counts) where k - 1 characters precede x_t; its first
-        # k - 1 characters keep the values of the lower orders' models (the longest context there is).
+        # The order-k model is level k (raw counts) where k - 1 characters precede x_t; its
+        # first k - 1 characters keep the lower orders' values (the longest context there is).
         self.top = np.concatenate([self.top[:k - 1], top])
         self.lower = np.concatenate([self.lower[:k - 1], lower])
         self.ranks = np.where(found, at, -1)
@@ -205,10 +206,12 @@ class NGramLM:
     def __init__(self, order, vocab_size, discount=None):
         if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 1:
             raise ValueError(f"order must be an integer >= 1, got {order!r}")
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) or vocab_size < 1:
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)) \
+                or vocab_size < 1:
             raise ValueError(f"vocab_size must be an integer >= 1, got {vocab_size!r}")
         if discount is not None and not 0.0 <= discount <= 1.0:
-            raise ValueError(f"discount must be in [0, 1] (or None to estimate it), got {discount!r}")
+            raise ValueError(f"discount must be in [0, 1] (or None to estimate it), "
+                             f"got {discount!r}")
         self.order, self.vocab_size, self.discount = int(order), int(vocab_size), discount
         self.levels = None
 
@@ -221,7 +224,8 @@ class NGramLM:
         at about 1.3 GB (np.unique's sorted copies of the (T,) keys).
         """
         if len(ids) >= 2**31:
-            raise ValueError(f"NGramLM.fit: counts are int32, so at most 2**31 - 1 ids, got {len(ids)}")
+            raise ValueError(f"NGramLM.fit: counts are int32, so at most 2**31 - 1 ids, "
+                             f"got {len(ids)}")
         self.levels = list(count_levels(ids, self.vocab_size, self.order, self.discount))
         return self
 
@@ -246,7 +250,8 @@ class NGramLM:
         return [(level.discount_count, level.discount_cont) for level in self.levels]
 
 
-def bits_per_char_by_order(train_ids, valid_ids, vocab_size, max_order, discount=None, on_order=None):
+def bits_per_char_by_order(train_ids, valid_ids, vocab_size, max_order, discount=None,
+                           on_order=None):
     """Validation bits per character of the order-k model for every k = 1..max_order.
 
     One pass up the levels, holding one level's tables at a time, so it costs
@@ -365,7 +370,8 @@ def run(args, parser):
         results = run_ngram(config, text=text, name=name)
     except ValueError as err:               # too short to hold a part out
         parser.error(f"argument --text: {name!r} is too short: {err}")
-    print(f"best: order {results['best_order']}, {results['best_valid_bpc']:.4f} bits per character")
+    print(f"best: order {results['best_order']}, {results['best_valid_bpc']:.4f} bits per "
+          f"character")
     path = os.path.join(args.out, "ngram.json")
     try:
         make_folder(args.out)
