@@ -81,6 +81,9 @@ class CrossEntropyLoss(Module):
         if logits.ndim not in (1, 2):
             raise ValueError(f"CrossEntropyLoss: expected logits of shape (N, C) or (C,), "
                              f"got {logits.shape}")
+        if logits.shape[-1] == 0:
+            raise ValueError(f"CrossEntropyLoss: expected at least one class, got logits of shape "
+                             f"{logits.shape}")
         if target.shape != logits.shape[:-1]:
             want = "()" if logits.ndim == 1 else f"({logits.shape[0]},)"
             raise ValueError(f"CrossEntropyLoss: expected target of shape {want} for logits "

@@ -38,8 +38,9 @@ _HEADER_LINE = re.compile(r"^# file: \S+\.py$", re.MULTILINE)
 class Vocabulary:
     """A sorted set of characters; character chars[k] has id k.
 
-    Encoding maps characters to ids through their code points, vectorised, so
-    the 12 M characters of the default corpus take well under a second.
+    Encoding maps characters to ids through a table indexed by code point,
+    vectorised, so the 12 M characters of the default corpus take a fraction
+    of a second.
     """
 
     def __init__(self, chars):
@@ -49,6 +50,8 @@ class Vocabulary:
                              f"in sorted order, got {chars[:40]!r}")
         self.chars = chars
         self._codes = _code_points(chars)                    # (V,) sorted uint32
+        self._table = np.full(int(self._codes[-1]) + 1, -1, np.int64)   # code point -> id, -1 if absent
+        self._table[self._codes] = np.arange(len(chars))
 
     @classmethod
     def from_text(cls, text):
@@ -68,15 +71,18 @@ class Vocabulary:
         """text (str of M characters) -> ids (M,) int64; ValueError naming a character
         that is not in the vocabulary."""
         codes = _code_points(text)
-        ids = np.searchsorted(self._codes, codes).clip(0, len(self) - 1)
-        unknown = self._codes[ids] != codes
-        if unknown.any():
-            missing = sorted(set(np.asarray(list(text))[unknown].tolist()) if len(text) < 10**6
-                             else {chr(c) for c in np.unique(codes[unknown]).tolist()})
-            shown = ", ".join(repr(c) for c in missing[:10])
-            raise ValueError(f"Vocabulary.encode: {len(missing)} character(s) not in the "
-                             f"vocabulary: {shown}")
-        return ids.astype(np.int64)
+        if codes.size and codes.max() >= len(self._table):
+            self._raise_unknown(codes)
+        ids = self._table[codes]
+        if ids.size and ids.min() < 0:
+            self._raise_unknown(codes)
+        return ids
+
+    def _raise_unknown(self, codes):
+        unknown = np.setdiff1d(codes, self._codes)
+        shown = ", ".join(repr(chr(c)) for c in unknown[:10].tolist())
+        raise ValueError(f"Vocabulary.encode: {len(unknown)} character(s) not in the "
+                         f"vocabulary: {shown}")
 
     def decode(self, ids):
         """ids (M,) integers in [0, V) -> str of M characters."""
@@ -89,7 +95,7 @@ class Vocabulary:
 
 def _code_points(text):
     """The code points of a str as a (M,) uint32 array."""
-    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.uint32)
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
 
 def fold(text):

@@ -83,5 +83,18 @@ def test_carried_state_equals_one_long_forward():
     mean_nats = per_char.mean()
     for seq_len in [1, 4, 100]:
         assert abs(evaluate(model, streams, seq_len) - mean_nats) < 1e-12
+    ids = streams.T.reshape(-1)                                # the stream batchify laid out
+    assert abs(evaluate(model, ids, 5, batch_size=B) - mean_nats) < 1e-12
     assert model.training                                      # evaluate restores the mode
 
+
+
+def test_charlm_no_grad():
+    model = CharLM(5, 4, 1, 3, rng=0)
+    with npylstm.no_grad():
+        logits, _ = model(np.zeros((3, 2), np.int64))
+    assert logits.shape == (3, 2, 5)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        model.backward(np.ones((3, 2, 5)))
+    for sub in model.modules():
+        assert getattr(sub, "_cache", None) in (None, npylstm.module.NO_CACHE)

@@ -152,6 +152,7 @@ def test_cross_entropy_no_grad():
     (np.zeros((4, 3)), np.zeros((4, 1), np.int64), r"expected target of shape \(4,\)"),
     (np.zeros(3), np.zeros(1, np.int64), r"expected target of shape \(\)"),
     (np.zeros((2, 3, 4)), np.zeros((2, 3), np.int64), r"logits of shape \(N, C\) or \(C,\)"),
+    (np.zeros((4, 0)), np.zeros(4, np.int64), "at least one class"),
     (np.zeros((4, 3)), np.zeros(4), "integer"),
     (np.zeros((4, 3)), np.zeros(4, bool), "integer"),
     (np.zeros((4, 3)), np.array([0, 1, 3, 0]), r"\[0, 3\).*\[3\]"),

@@ -13,6 +13,7 @@ import numpy as np
 from ..clip import clip_grad_norm_
 from ..loss import CrossEntropyLoss
 from ..module import no_grad
+from ..text import batchify
 
 
 def num_chunks(streams, seq_len):
@@ -50,6 +51,7 @@ def train_step(model, optimizer, criterion, inputs, targets, state, clip):
     - state: None (zeros, at the start of the streams) or (h, c), each (L, B, H):
       the state at the end of the previous chunk
     - clip: the max norm for clip_grad_norm_, or None for no clipping
+    The parameter gradients must be zero on entry; the step leaves them zero.
 
     Returns:
     - loss: float, mean nats per character of this chunk
@@ -65,24 +67,34 @@ def train_step(model, optimizer, criterion, inputs, targets, state, clip):
         clip_grad_norm_(model.parameters(), clip)
     optimizer.step()
     optimizer.zero_grad()
-    return float(loss), (h.copy(), c.copy())      # copies: the next forward must not alias them
+    return float(loss), (h.copy(), c.copy())      # copies: the caller's state shares no buffer with the model
 
 
 @no_grad()
-def evaluate(model, streams, seq_len):
+def evaluate(model, streams, seq_len, batch_size=None):
     """Mean nats per character of the model over held-out streams, state carried.
 
     Every chunk of get_batch is scored in order, each stream's state carried
     from one chunk to the next, as in training; no cache is kept (no_grad) and
-    dropout is off for the call.
+    dropout is off for the call. The result does not depend on seq_len (up to
+    round-off): it only sets how many steps one forward runs.
 
     Inputs:
-    - streams: (L, B) ids from batchify (L >= 2)
+    - streams: (L, B) ids from batchify (L >= 2), or (M,) ids with batch_size
+      (then batchify(ids, batch_size) is scored: the last M mod B ids and the
+      first id of each stream are not predicted)
     - seq_len: T, the chunk length (longer chunks are fewer Python steps)
 
     Returns:
     - float: the sum of -log p(target) over all (L - 1) B targets, divided by their number
     """
+    streams = np.asarray(streams)
+    if streams.ndim == 1:
+        if batch_size is None:
+            raise ValueError("evaluate: a 1-D id stream needs batch_size")
+        streams = batchify(streams, batch_size)
+    if streams.ndim != 2 or len(streams) < 2:
+        raise ValueError(f"evaluate: expected streams of shape (L, B) with L >= 2, got {streams.shape}")
     was_training = model.training
     model.eval()
     criterion = CrossEntropyLoss(reduction="sum")
