@@ -10,6 +10,7 @@ import numpy as np
 
 from ..argtypes import at_least, fail, positive_float
 from ..checkpoint import CheckpointError
+from ..functional.cell import lstm_cell_forward
 from ..module import no_grad
 
 PROG = "python -m npylstm.charlm sample"
@@ -53,10 +54,31 @@ def sample(model, vocab, length, *, temperature=1.0, prime="", seed=0):
             drawn[t] = min(np.searchsorted(cdf, rng.random() * cdf[-1], side="right"),
                            len(vocab) - 1)
             # N = 1: one character in, the state carried to the next one.
-            logits, state = model(drawn[t:t + 1, None], hx=state)    # (1, 1, V)
+            logits, state = next_step(model, drawn[t:t + 1], state)  # (1, 1, V)
     finally:
         model.train(was_training)
     return prime + vocab.decode(drawn)
+
+
+def next_step(model, ids, state):
+    """One step of a CharLM for N streams, as model(ids[None], state) computes it in eval mode.
+
+    The step by step path of sampling: LSTMCell's functional step on each layer's
+    weights directly, so a single character does not pay for the sequence
+    machinery of the LSTM (which restacks the weights on every call).
+
+    Inputs:
+    - ids: (N,) integers; state: (h, c), each (L, N, H)
+    Returns: logits (1, N, V), (h, c) each (L, N, H)
+    """
+    lstm = model.lstm
+    x = model.embedding.weight.data[ids]                             # (N, E)
+    h, c = np.empty_like(state[0]), np.empty_like(state[1])
+    for k in range(lstm.num_layers):
+        h[k], c[k], _ = lstm_cell_forward(x, state[0][k], state[1][k], **lstm.layer_weights(k))
+        x = h[k]                                                     # no dropout: eval mode
+    logits = x @ model.linear.weight.data.T + model.linear.bias.data  # (N, V)
+    return logits[None], (h, c)
 
 
 # ----------------------------------------------------------------------------- command line
