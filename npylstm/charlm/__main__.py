@@ -2,6 +2,7 @@
 
     python -m npylstm.charlm train [--text FILE] [--steps S] ...      # npylstm/charlm/train.py
     python -m npylstm.charlm sample CHECKPOINT [--length N] ...       # npylstm/charlm/sampling.py
+    python -m npylstm.charlm inspect CHECKPOINT [--chars N] ...       # npylstm/charlm/inspection.py
     python -m npylstm.charlm COMMAND --help
 
 Each subcommand is a module with two functions:
@@ -21,6 +22,7 @@ PROG = "python -m npylstm.charlm"
 SUBCOMMANDS = {
     "train": "train",
     "sample": "sampling",
+    "inspect": "inspection",
 }
 
 

@@ -154,9 +154,11 @@ def write_cells_html(path, text, states, top, title="Cells of a character LSTM")
     """Write ``cells_html(...)`` to ``path`` (UTF-8); returns the path."""
     from pathlib import Path
 
+    from ..files import write_text
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(cells_html(text, states, top, title), encoding="utf-8")
+    write_text(path, cells_html(text, states, top, title))
     return path
 
 
@@ -198,9 +200,11 @@ def plot_saturation(path, table, title=None):
     fig.suptitle(title or "Gate saturation per unit (Karpathy, Johnson & Fei-Fei 2015, Fig. 3)")
     from pathlib import Path
 
+    from ..files import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     return path
 
 
@@ -216,6 +220,7 @@ def write_inspection(result, out, title=None):
     """
     from pathlib import Path
 
+    from ..files import write_json
     from .internals import cells_json
 
     out = Path(out)
@@ -223,7 +228,7 @@ def write_inspection(result, out, title=None):
     paths = {"saturation.png": out / "saturation.png", "cells.json": out / "cells.json",
              "cells.html": out / "cells.html"}
     plot_saturation(paths["saturation.png"], result["saturation"], title=title and f"{title}: gate saturation")
-    paths["cells.json"].write_text(json.dumps(cells_json(result), indent=2) + "\n", encoding="utf-8")
+    write_json(paths["cells.json"], cells_json(result))
     write_cells_html(paths["cells.html"], result["text"], result["states"], result["top"],
                      title=title or "Cells of a character LSTM")
     return paths
