@@ -165,8 +165,9 @@ def write_cells_html(path, text, states, top, title="Cells of a character LSTM")
 def plot_saturation(path, table, title=None):
     """Karpathy et al.'s Fig. 3: per gate i, f, o, each unit's left- against right-saturated fraction.
 
-    One panel per gate, the layers in colours; x is the fraction of steps with
-    the gate < 0.1, y the fraction > 0.9. A unit near the origin is rarely
+    One panel per gate, the layers in colours (counted from 0, as in
+    cells.json); x is the fraction of steps with the gate < 0.1, y the
+    fraction > 0.9. A unit near the origin is rarely
     saturated; one on the dashed line left + right = 1 always is, mostly open
     toward the y axis and mostly closed toward the x axis.
 
@@ -188,7 +189,7 @@ def plot_saturation(path, table, title=None):
         for k in layers:
             row = next(r for r in table if r["layer"] == k and r["gate"] == gate)
             ax.scatter(row["left"], row["right"], s=12, alpha=0.6, color=colours[k % len(colours)],
-                       edgecolors="none", label=f"layer {k + 1}")
+                       edgecolors="none", label=f"layer {k}")
         ax.set_title(label)
         ax.set_xlabel("fraction left-saturated (< 0.1)")
         ax.set_xlim(-0.02, 1.02)
