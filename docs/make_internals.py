@@ -14,12 +14,11 @@ The prose around the tables compares them with Karpathy et al.; reread it after 
 """
 import argparse
 import json
-import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,8 @@ def screenshot(html, png, size="1200,900"):
 def tables(cells, errors, seconds, model_line):
     """The Markdown between the markers."""
     lines = [f"Model: {model_line}. `inspect` on {cells['chars']:,} characters took "
-             f"{seconds:.0f} s (with the n-gram fit; measured under load).", "",
+             f"{seconds[0]:.0f} s, and the order-{errors['ngram_order']} n-gram another "
+             f"{seconds[1]:.0f} s (measured under load).", "",
              "| feature | best cell (layer, unit) | r | next best |r| |", "|---|---|---|---|"]
     for name, rows in cells["features"].items():
         best = rows[0]
@@ -78,11 +78,12 @@ def main(argv=None):
     p.add_argument("--doc", default=str(DOCS / "internals.md"))
     args = p.parse_args(argv)
     out = Path(args.checkpoint).resolve().parent / "inspect"
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "npylstm.charlm", "inspect", args.checkpoint,
-                    "--chars", str(args.chars), "--ngram", str(args.ngram), "--out", str(out)],
-                   check=True)
-    seconds = time.perf_counter() - start
+    proc = subprocess.run([sys.executable, "-m", "npylstm.charlm", "inspect", args.checkpoint,
+                           "--chars", str(args.chars), "--ngram", str(args.ngram), "--out",
+                           str(out)], check=True, capture_output=True, text=True)
+    print(proc.stdout, end="")
+    timing = re.search(r"time: ([0-9.]+) s to record.*?, ([0-9.]+) s for the n-gram", proc.stdout)
+    seconds = (float(timing[1]), float(timing[2]))
     shutil.copyfile(out / "saturation.png", DOCS / "internals_saturation.png")
     if not screenshot(out / "cells.html", DOCS / "internals_cells.png"):
         print("no chromium: docs/internals_cells.png not refreshed")
@@ -98,7 +99,7 @@ def main(argv=None):
     doc.write_text(text[:a] + "\n" + tables(cells, errors, seconds, model_line) + "\n" + text[b:],
                    encoding="utf-8")
     print(f"refreshed {doc}, docs/internals_saturation.png, docs/internals_cells.png "
-          f"(inspect: {seconds:.0f} s)")
+          f"(inspect: {seconds[0]:.0f} s, n-gram {seconds[1]:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -46,13 +46,13 @@ def run(capsys):
 
 def test_inspect_writes_the_three_files_with_the_contract_keys(tiny, run):
     checkpoint = tiny / "run" / "model.npz"
-    code, out, err = run(checkpoint, "--chars", 100)
+    code, out, err = run(checkpoint, "--chars", 130)
     assert code == 0, err
     folder = tiny / "run" / "inspect"                 # the default: beside the checkpoint
     assert sorted(os.listdir(folder)) == ["cells.html", "cells.json", "saturation.png"]
     cells = json.loads((folder / "cells.json").read_text())
     assert set(cells) == {"chars", "features", "saturation"}
-    assert cells["chars"] == 100
+    assert cells["chars"] == 130
     assert set(cells["features"]) == {"in_string", "in_comment", "bracket_depth", "indent", "column",
                                       "in_short_string", "in_triple_string"}
     for name, rows in cells["features"].items():

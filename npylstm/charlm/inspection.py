@@ -12,6 +12,7 @@ character grouped by what the character is (``internals.error_table``).
 """
 import math
 import os
+import time
 
 import numpy as np
 
@@ -106,12 +107,16 @@ def run(args, parser):
         parser.error(f"argument --text: {len(unknown)} character(s) not in the model's "
                      f"vocabulary: {', '.join(repr(c) for c in unknown[:10])}")
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "inspect")
+    start = time.perf_counter()
     result = inspect_text(model, vocab, text, starts, top=args.top)
     try:
         make_folder(out)
         written = write_inspection(result, out)
+        seconds = time.perf_counter() - start
         if args.ngram:
+            ngram_start = time.perf_counter()
             ngram = ngram_bits(config, vocab, text, args.ngram)
+            ngram_seconds = time.perf_counter() - ngram_start
             table = error_table(result["bits"], ngram, error_groups(text, result["features"], starts))
             write_json(os.path.join(out, "errors.json"), {"ngram_order": args.ngram, "groups": table})
             written["errors.json"] = os.path.join(out, "errors.json")
@@ -133,5 +138,7 @@ def run(args, parser):
         for row in table:
             print(f"  {row['group']:40s} {row['chars']:6d} chars  LSTM {row['lstm_bpc']:.3f}  "
                   f"n-gram {row['ngram_bpc']:.3f}  difference {row['difference']:+.3f}")
+    print(f"time: {seconds:.1f} s to record, analyse and draw"
+          + (f", {ngram_seconds:.1f} s for the n-gram" if args.ngram else ""))
     print("wrote " + ", ".join(str(p) for p in written.values()))
     return 0
