@@ -180,3 +180,57 @@ def test_bad_ids_raise():
                        (np.array([[0, 1]]), r"\(1, 2\)"), (np.array([0.0, 1.0]), "integer")]:
         with pytest.raises(ValueError, match=match):
             model.fit(bad)
+
+
+# ---- the command line ---------------------------------------------------------------------
+
+def run_cli(argv):
+    from npylstm.charlm.__main__ import main
+    return main(["ngram"] + argv)
+
+
+def test_cli_prints_every_order_and_writes_json(tmp_path, capsys):
+    import json
+    text = tmp_path / "t.txt"
+    text.write_text("def f(x):\n    return x + 1\n" * 40 + "ça\n", encoding="utf-8")
+    assert run_cli(["--order", "3", "--text", str(text), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert [line.split(":")[0] for line in out.splitlines() if line.startswith("order")] == \
+        ["order  1", "order  2", "order  3"]
+    results = json.loads((tmp_path / "o" / "ngram.json").read_text())
+    assert results["orders"] == [1, 2, 3] and len(results["valid_bpc"]) == 3
+    assert results["corpus"]["chars"] == len(text.read_text(encoding="utf-8"))
+    assert results["corpus"]["vocab_size"] == len(set(text.read_text(encoding="utf-8")))
+    assert results["valid_chars"] == round(0.05 * results["corpus"]["chars"])
+    assert results["best_valid_bpc"] == min(results["valid_bpc"])
+    # a repeated line is almost certain after two characters of context
+    assert results["valid_bpc"][2] < results["valid_bpc"][0]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--order", "0"], "--order"),
+    (["--order", "x"], "--order"),
+    (["--discount", "1.5"], "--discount"),
+    (["--discount", "nan"], "--discount"),
+    (["--text", "/nonexistent/file.txt"], "/nonexistent/file.txt"),
+    (["--order"], "--order"),
+    (["--bogus"], "unrecognized"),
+])
+def test_cli_bad_arguments_exit_2(argv, needle, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(argv + ["--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and "Traceback" not in err
+
+
+def test_cli_text_not_utf8_or_too_short_exits_2(tmp_path, capsys):
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1") * 50)
+    short = tmp_path / "short.txt"
+    short.write_text("ab", encoding="utf-8")
+    for path in (latin, short):
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(["--text", str(path), "--out", str(tmp_path)])
+        assert exit_info.value.code == 2
+        assert path.name in capsys.readouterr().err

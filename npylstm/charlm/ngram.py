@@ -133,12 +133,13 @@ def count_levels(ids, vocab_size, order, discount=None):
         pairs = np.unique(rank[1:] * V + x[:max(n - 1, 0)])
         cont = np.bincount(pairs // V, minlength=len(keys))
         context = keys // V                 # (U,) the rank of each k-gram's context
+        # Counts are int32 (a text under 2**31 characters) to halve the memory of the tables.
         yield Level(
-            order=k, keys=keys, count=count, cont=cont,
-            count_total=np.bincount(context, weights=count, minlength=contexts),
-            count_types=np.bincount(context, minlength=contexts),
-            cont_total=np.bincount(context, weights=cont, minlength=contexts),
-            cont_types=np.bincount(context[cont > 0], minlength=contexts),
+            order=k, keys=keys, count=count.astype(np.int32), cont=cont.astype(np.int32),
+            count_total=np.bincount(context, weights=count, minlength=contexts).astype(np.int32),
+            count_types=np.bincount(context, minlength=contexts).astype(np.int32),
+            cont_total=np.bincount(context, weights=cont, minlength=contexts).astype(np.int32),
+            cont_types=np.bincount(context[cont > 0], minlength=contexts).astype(np.int32),
             discount_count=estimate_discount(count) if discount is None else discount,
             discount_cont=estimate_discount(cont) if discount is None else discount)
         prefix, contexts = rank, len(keys)
@@ -212,7 +213,13 @@ class NGramLM:
         self.levels = None
 
     def fit(self, ids):
-        """Count the training ids (T,). Returns self."""
+        """Count the training ids (T,). Returns self.
+
+        Memory: about 40 bytes per distinct n-gram of every order up to K (on the
+        11.5 M training characters of the stdlib, orders 1..10 hold about N GB).
+        """
+        if len(ids) >= 2**31:
+            raise ValueError(f"NGramLM.fit: counts are int32, so at most 2**31 - 1 ids, got {len(ids)}")
         self.levels = list(count_levels(ids, self.vocab_size, self.order, self.discount))
         return self
 
@@ -255,3 +262,113 @@ def bits_per_char_by_order(train_ids, valid_ids, vocab_size, max_order, discount
         if on_order is not None:
             on_order(level.order, bpc[-1], time.perf_counter() - start)
     return bpc
+
+
+# ---- the experiment: python -m npylstm.charlm ngram ----------------------------------------
+
+PROG = "python -m npylstm.charlm ngram"
+
+
+@dataclass
+class NGramConfig:
+    """The n-gram baseline's settings (the defaults are the command's)."""
+    order: int = 10                 # K: validation bits per character of every order 1..K
+    text: str = None                # a UTF-8 file, used as it is; None: python_corpus()
+    discount: float = None          # None: D = n1 / (n1 + 2 n2) per level; or a fixed D in [0, 1]
+
+
+def run_ngram(config, text=None, name=None, log=print):
+    """Fit the order-1..K models on the training part and score the held-out part.
+
+    The vocabulary is that of the whole text and the split is
+    ``npylstm.text.split_train_valid``'s, as for the LSTM (charlm.train.make_data).
+    ``text`` (a str) replaces the corpus of ``config.text``. Writes no files;
+    prints one line per order through ``log``. Returns the results as a dict
+    (ngram.json): config, corpus, train_chars, valid_chars, orders, valid_bpc
+    (bits per character, one per order), seconds (since the start, at each
+    order), best_order, best_valid_bpc. ValueError for a text too short to split.
+    """
+    from ..text import Vocabulary, corpus_info, split_train_valid
+    from .train import load_text
+    if text is None:
+        name, text = load_text(config)
+    vocab = Vocabulary.from_text(text)
+    train, valid = split_train_valid(vocab.encode(text))
+    log(f"corpus {name}: {len(text):,} characters, {len(vocab)} distinct; "
+        f"{len(train):,} counted, the last {len(valid):,} held out")
+    seconds = []
+
+    def report(k, bpc, elapsed):
+        seconds.append(round(elapsed, 2))
+        log(f"order {k:2d}: {bpc:.4f} bits per character  ({elapsed:.1f} s)")
+
+    bpc = bits_per_char_by_order(train, valid, len(vocab), config.order, config.discount, report)
+    best = int(np.argmin(bpc))
+    return {"config": {"order": config.order, "text": config.text, "discount": config.discount,
+                       "smoothing": "interpolated Kneser-Ney"},
+            "corpus": corpus_info(name, text),
+            "train_chars": len(train), "valid_chars": len(valid),
+            "orders": list(range(1, config.order + 1)), "valid_bpc": bpc, "seconds": seconds,
+            "best_order": best + 1, "best_valid_bpc": bpc[best]}
+
+
+def unit_interval(text):
+    """An argparse type: a number in [0, 1]."""
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value <= 1:                 # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def add_parser(subparsers):
+    """The ``ngram`` subcommand's parser (see npylstm/charlm/__main__.py)."""
+    import os
+    from ..argtypes import at_least
+    parser = subparsers.add_parser(
+        "ngram", help="the count-based n-gram baseline: held-out bits per character",
+        description="Interpolated Kneser-Ney character n-grams on the same text, vocabulary "
+                    "and train/held-out split as `train`: prints the held-out bits per "
+                    "character of every order 1..K and writes DIR/ngram.json.")
+    parser.add_argument("--order", type=at_least(1), default=NGramConfig.order, metavar="K",
+                        help="the highest order (default %(default)s)")
+    parser.add_argument("--text", metavar="FILE", default=None,
+                        help="a UTF-8 text file, used as it is (default: the Python standard "
+                             "library's source, npylstm.text.python_corpus())")
+    parser.add_argument("--discount", type=unit_interval, default=None, metavar="D",
+                        help="a fixed discount in [0, 1] for every level (default: estimated "
+                             "per level, n1 / (n1 + 2 n2))")
+    parser.add_argument("--out", metavar="DIR", default=os.path.join("runs", "charlm"),
+                        help="writes DIR/ngram.json (default %(default)s)")
+    return parser
+
+
+def run(args, parser):
+    """The ``ngram`` subcommand: print every order, write ngram.json. Returns the exit status."""
+    import os
+    from ..argtypes import fail
+    from ..files import cannot_write, make_folder, write_json
+    from .train import TextError, load_text
+    config = NGramConfig(order=args.order, text=args.text, discount=args.discount)
+    try:
+        name, text = load_text(config)
+    except TextError as err:
+        parser.error(f"argument --text: {err}")
+    except FileNotFoundError as err:        # a Python without its stdlib's sources
+        return fail(PROG, str(err))
+    try:
+        results = run_ngram(config, text=text, name=name)
+    except ValueError as err:               # too short to hold a part out
+        parser.error(f"argument --text: {name!r} is too short: {err}")
+    print(f"best: order {results['best_order']}, {results['best_valid_bpc']:.4f} bits per character")
+    path = os.path.join(args.out, "ngram.json")
+    try:
+        make_folder(args.out)
+        write_json(path, results)
+    except OSError as err:
+        return cannot_write(PROG, err)
+    print(f"wrote {path}")
+    return 0
