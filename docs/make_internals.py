@@ -42,6 +42,34 @@ def screenshot(html, png, size="1200,900"):
     return True
 
 
+def span_example(checkpoint, chars, min_length=12):
+    """LSTMVis's query on the first short string of at least ``min_length`` characters of the
+    inspected text: Markdown lines naming the span and the cells that separate it best."""
+    from npylstm.charlm.inspection import default_text
+    from npylstm.charlm.internals import inspect_text, span_scores, top_cells
+    from npylstm.charlm.train import load_charlm
+
+    model, vocab, config = load_charlm(checkpoint)
+    text, starts = default_text(config, chars)
+    result = inspect_text(model, vocab, text, starts)
+    inside = np.r_[0, result["features"].get("in_short_string", np.zeros(len(text), int)), 0]
+    edges = np.flatnonzero(np.diff(inside))                       # run starts and ends, paired
+    runs = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= min_length]
+    if not runs:
+        return []
+    start, end = (int(v) for v in runs[0])
+    score = span_scores(result["states"], start, end)
+    best = top_cells(score, 5)
+    string_cells = [(l, u) for l, u, _ in result["top"]["in_short_string"]]
+    rank = {cell: k for k, cell in enumerate((l, u) for l, u, _ in top_cells(score, score.size))}
+    first = string_cells[0]
+    return ["", f"LSTMVis's query (`span_scores`) on the first short string of the text, "
+            f"`{text[start:end + 1]}` (characters {start}-{end}): the cells most on inside it "
+            "and off around it are " + ", ".join(f"({l}, {u}) {v:+.2f}" for l, u, v in best)
+            + f"; the best `in_short_string` cell, {first}, ranks {rank[first] + 1} of "
+            f"{score.size}."]
+
+
 def tables(cells, errors, seconds, model_line):
     """The Markdown between the markers."""
     lines = [f"Model: {model_line}. `inspect` on {cells['chars']:,} characters took "
@@ -96,8 +124,9 @@ def main(argv=None):
     doc = Path(args.doc)
     text = doc.read_text(encoding="utf-8")
     a, b = text.index(BEGIN) + len(BEGIN), text.index(END)
-    doc.write_text(text[:a] + "\n" + tables(cells, errors, seconds, model_line) + "\n" + text[b:],
-                   encoding="utf-8")
+    body = tables(cells, errors, seconds, model_line) + "\n".join(span_example(args.checkpoint,
+                                                                               args.chars))
+    doc.write_text(text[:a] + "\n" + body + "\n" + text[b:], encoding="utf-8")
     print(f"refreshed {doc}, docs/internals_saturation.png, docs/internals_cells.png "
           f"(inspect: {seconds[0]:.0f} s, n-gram {seconds[1]:.0f} s)")
 
