@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from npylstm.charlm import cellpage, internals
-from npylstm.charlm.features import FEATURE_NAMES, closing_distance, column, text_features
+from npylstm.charlm.features import EXTRA_NAMES, FEATURE_NAMES, closing_distance, column, text_features
 
 
 def digits(values):
@@ -77,11 +77,14 @@ def test_indent_and_dedent():
 def test_unclosed_string_at_the_end_does_not_raise():
     src = 'x = 1\ny = "abc'
     f = text_features(src)
-    assert set(f) == set(FEATURE_NAMES)
+    assert set(f) == set(FEATURE_NAMES + EXTRA_NAMES)
     assert digits(f["in_string"]) == "000000" + "00001111"
+    assert digits(f["in_short_string"]) == "000000" + "00001111"
     src = 'x = (1\ny = """abc\ndef\n'
     f = text_features(src)
     assert lines_of(src, f["in_string"]) == ["0000000", "00001111111", "1111"]
+    assert lines_of(src, f["in_triple_string"]) == ["0000000", "00001111111", "1111"]
+    assert f["in_short_string"].sum() == 0
     assert lines_of(src, f["bracket_depth"])[0] == "0000111"
 
 
@@ -91,6 +94,11 @@ def test_fstring_is_one_string_on_every_python():
     f = text_features(src)
     assert digits(f["in_string"]) == "00000111111111111111000000110" + "0"
     assert digits(f["bracket_depth"]) == "0" * len(src)
+    assert f["in_triple_string"].sum() == 0
+    src = 'b = f"""x{y}"""\n'
+    f = text_features(src)
+    assert digits(f["in_triple_string"]) == "00000" + "1111111" + "0000"
+    assert digits(f["in_short_string"]) == "0" * len(src)
 
 
 def test_file_headers_split_the_tokenizing():
@@ -284,7 +292,8 @@ def test_inspect_text_on_a_tiny_model_agrees_with_the_fast_path():
     assert np.isnan(result["bits"][0]) and np.allclose(result["bits"][1:], expected, atol=1e-10)
     cells = internals.cells_json(result)
     assert set(cells) == {"chars", "features", "saturation"} and cells["chars"] == T
-    assert set(cells["features"]) <= set(FEATURE_NAMES) and "in_string" in cells["features"]
+    assert set(cells["features"]) <= set(FEATURE_NAMES + EXTRA_NAMES)
+    assert "in_string" in cells["features"]
     for rows in cells["features"].values():
         assert len(rows) == 3 and set(rows[0]) == {"layer", "unit", "r"}
         assert [abs(row["r"]) for row in rows] == sorted((abs(row["r"]) for row in rows), reverse=True)

@@ -154,17 +154,20 @@ def write_cells_html(path, text, states, top, title="Cells of a character LSTM")
     """Write ``cells_html(...)`` to ``path`` (UTF-8); returns the path."""
     from pathlib import Path
 
+    from ..files import write_text
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(cells_html(text, states, top, title), encoding="utf-8")
+    write_text(path, cells_html(text, states, top, title))
     return path
 
 
 def plot_saturation(path, table, title=None):
     """Karpathy et al.'s Fig. 3: per gate i, f, o, each unit's left- against right-saturated fraction.
 
-    One panel per gate, the layers in colours; x is the fraction of steps with
-    the gate < 0.1, y the fraction > 0.9. A unit near the origin is rarely
+    One panel per gate, the layers in colours (counted from 0, as in
+    cells.json); x is the fraction of steps with the gate < 0.1, y the
+    fraction > 0.9. A unit near the origin is rarely
     saturated; one on the dashed line left + right = 1 always is, mostly open
     toward the y axis and mostly closed toward the x axis.
 
@@ -186,7 +189,7 @@ def plot_saturation(path, table, title=None):
         for k in layers:
             row = next(r for r in table if r["layer"] == k and r["gate"] == gate)
             ax.scatter(row["left"], row["right"], s=12, alpha=0.6, color=colours[k % len(colours)],
-                       edgecolors="none", label=f"layer {k + 1}")
+                       edgecolors="none", label=f"layer {k}")
         ax.set_title(label)
         ax.set_xlabel("fraction left-saturated (< 0.1)")
         ax.set_xlim(-0.02, 1.02)
@@ -198,9 +201,11 @@ def plot_saturation(path, table, title=None):
     fig.suptitle(title or "Gate saturation per unit (Karpathy, Johnson & Fei-Fei 2015, Fig. 3)")
     from pathlib import Path
 
+    from ..files import atomic_write
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     return path
 
 
@@ -216,6 +221,7 @@ def write_inspection(result, out, title=None):
     """
     from pathlib import Path
 
+    from ..files import write_json
     from .internals import cells_json
 
     out = Path(out)
@@ -223,7 +229,7 @@ def write_inspection(result, out, title=None):
     paths = {"saturation.png": out / "saturation.png", "cells.json": out / "cells.json",
              "cells.html": out / "cells.html"}
     plot_saturation(paths["saturation.png"], result["saturation"], title=title and f"{title}: gate saturation")
-    paths["cells.json"].write_text(json.dumps(cells_json(result), indent=2) + "\n", encoding="utf-8")
+    write_json(paths["cells.json"], cells_json(result))
     write_cells_html(paths["cells.html"], result["text"], result["states"], result["top"],
                      title=title or "Cells of a character LSTM")
     return paths
