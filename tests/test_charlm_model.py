@@ -68,6 +68,7 @@ def test_charlm_matches_torch(num_layers, with_state):
 def test_charlm_options():
     model = CharLM(5, 4, 1, 3, peephole=True, clip=2.0, rng=0)
     assert model.lstm.peephole and model.lstm.clip == 2.0
+    assert model.lstm_options == {"peephole": True, "clip": 2.0}
     for bad in [dict(bidirectional=True), dict(proj_size=2), dict(batch_first=True)]:
         with pytest.raises(TypeError, match=list(bad)[0]):
             CharLM(5, 4, 1, 3, **bad)

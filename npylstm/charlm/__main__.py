@@ -2,6 +2,8 @@
 
     python -m npylstm.charlm train [--text FILE] [--steps S] ...      # npylstm/charlm/train.py
     python -m npylstm.charlm sample CHECKPOINT [--length N] ...       # npylstm/charlm/sampling.py
+    python -m npylstm.charlm ngram [--order K] [--text FILE] ...      # npylstm/charlm/ngram.py
+    python -m npylstm.charlm inspect CHECKPOINT [--chars N] ...       # npylstm/charlm/inspection.py
     python -m npylstm.charlm COMMAND --help
 
 Each subcommand is a module with two functions:
@@ -21,6 +23,8 @@ PROG = "python -m npylstm.charlm"
 SUBCOMMANDS = {
     "train": "train",
     "sample": "sampling",
+    "ngram": "ngram",
+    "inspect": "inspection",
 }
 
 

@@ -37,6 +37,7 @@ class CharLM(Module):
                             f"only the LSTM's variant options {list(LSTM_OPTIONS)}")
         self.vocab_size = check_size("vocab_size", vocab_size)
         self.dtype = check_dtype(dtype)
+        self.lstm_options = dict(lstm_options)   # what a checkpoint needs to build the same model
         rng = np.random.default_rng(rng)     # one stream for all three, so they draw different values
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=dtype, rng=rng)
         self.lstm = LSTM(embedding_dim, hidden_size, num_layers, dropout=dropout, dtype=dtype,
