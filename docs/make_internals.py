@@ -119,8 +119,11 @@ def main(argv=None):
     errors = json.loads((out / "errors.json").read_text())
     from npylstm.charlm.train import read_charlm
     config = read_charlm(args.checkpoint)["config"]
-    model_line = (f"`{args.checkpoint}`, {config['num_layers']} layer(s) of {config['hidden_size']}, "
-                  f"{config['steps']} steps")
+    model_line = f"{config['num_layers']} layer(s) of {config['hidden_size']}, {config['steps']} steps"
+    metrics = Path(args.checkpoint).resolve().parent / "metrics.json"
+    if metrics.exists():
+        bpc = json.loads(metrics.read_text())["final_valid_bpc"]
+        model_line += f", {bpc:.3f} bits per character on the held-out part"
     doc = Path(args.doc)
     text = doc.read_text(encoding="utf-8")
     a, b = text.index(BEGIN) + len(BEGIN), text.index(END)

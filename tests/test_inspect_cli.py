@@ -54,7 +54,7 @@ def test_inspect_writes_the_three_files_with_the_contract_keys(tiny, run):
     assert set(cells) == {"chars", "features", "saturation"}
     assert cells["chars"] == 130
     assert set(cells["features"]) == {"in_string", "in_comment", "bracket_depth", "indent", "column",
-                                      "in_short_string", "in_triple_string"}
+                                      "in_short_string", "in_triple_string", "in_string_or_comment"}
     for name, rows in cells["features"].items():
         assert rows and all(set(row) == {"layer", "unit", "r"} for row in rows)
         assert all(0 <= row["layer"] < 2 and 0 <= row["unit"] < 5 for row in rows)

@@ -49,6 +49,7 @@ def test_comment_after_code():
     f = text_features(src)
     assert lines_of(src, f["in_comment"]) == ["00000001111110", "000000"]
     assert lines_of(src, f["in_string"]) == ["00000000000000", "000000"]
+    assert lines_of(src, f["in_string_or_comment"]) == ["00000001111110", "000000"]
     assert f["column"].tolist() == list(range(14)) + list(range(6))
 
 

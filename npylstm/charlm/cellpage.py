@@ -43,7 +43,7 @@ button.cell.on { background: #333; color: #fff; }
 #status { position: sticky; top: 0; background: #fff; padding: 4px 0; font: 12px monospace;
           border-bottom: 1px solid #eee; }
 .bar { display: inline-block; width: 160px; height: 10px; vertical-align: middle;
-       background: linear-gradient(to right, rgb(0,0,255), #fff, rgb(255,0,0)); }
+       background: linear-gradient(to right, rgb(120,150,255), #fff, rgb(255,120,120)); }
 pre#text { font: 13px/1.35 monospace; white-space: pre-wrap; word-break: break-all; margin: 8px 0; }
 """
 
@@ -68,8 +68,10 @@ _JS = """
     return out;
   }
   function colour(v) {                       // v in [-1, 1]: blue negative, white 0, red positive
-    var a = Math.round(255 * (1 - Math.abs(v)));
-    return v >= 0 ? "rgb(255," + a + "," + a + ")" : "rgb(" + a + "," + a + ",255)";
+    var a = Math.abs(v), mix = function (end) { return Math.round(255 + a * (end - 255)); };
+    // the ends are light enough for black text to stay readable
+    return v >= 0 ? "rgb(255," + mix(120) + "," + mix(120) + ")"
+                  : "rgb(" + mix(120) + "," + mix(150) + ",255)";
   }
   function show(button) {
     var buttons = document.querySelectorAll("button.cell");

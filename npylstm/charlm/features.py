@@ -30,6 +30,9 @@ as (T,) arrays for a text of T characters:
   string's quotes, one (a quote or an apostrophe) or three (docstrings are
   these), with the same edges. A cell that follows short quotes, like Karpathy
   et al.'s quote cell, need not follow docstrings, which span whole paragraphs.
+- ``in_string_or_comment``: 1 where ``in_string`` or ``in_comment`` is: the
+  text that is not code. The default model's strongest cell tracks this
+  (docs/internals.md), which none of the features above names.
 
 Only ``column`` is kept for text that is not Python (``text_features`` decides,
 below). ``closing_distance`` gives, for the character that closes a bracket or
@@ -60,7 +63,7 @@ from ..text import file_starts
 
 FEATURE_NAMES = ("in_string", "in_comment", "bracket_depth", "indent", "column")
 # in_string split in two: a cell that tracks a short quote need not track a docstring.
-EXTRA_NAMES = ("in_short_string", "in_triple_string")
+EXTRA_NAMES = ("in_short_string", "in_triple_string", "in_string_or_comment")
 
 _STRING_START = re.compile(r"[A-Za-z]*('''|\"\"\"|'|\")")
 _OPEN, _CLOSE = "([{", ")]}"
@@ -273,7 +276,8 @@ def text_features(text, starts=None, *, python=None):
 
     Returns:
     - dict name -> (T,) int64 array: "in_string", "in_comment", "bracket_depth",
-      "indent", "in_short_string", "in_triple_string", "column" for Python;
+      "indent", "in_short_string", "in_triple_string", "in_string_or_comment",
+      "column" for Python;
       "column" alone otherwise
     """
     features = {"column": column(text)}
@@ -283,6 +287,7 @@ def text_features(text, starts=None, *, python=None):
     if python is None and (untokenized > 0.1 * len(text) or errors > 2 + len(text) / 2000):
         return features
     marks["in_short_string"] = marks["in_string"] * (1 - marks["in_triple_string"])
+    marks["in_string_or_comment"] = marks["in_string"] | marks["in_comment"]
     return {name: marks[name] for name in FEATURE_NAMES[:4] + EXTRA_NAMES} | features
 
 
