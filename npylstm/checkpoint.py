@@ -10,6 +10,8 @@ Entries (strings are 0-d unicode arrays, so no pickle is needed):
     model/<name>      the model's state_dict, torch's names
     optim/param_groups   the optimiser's hyper-parameters as JSON
     optim/<i>/<key>   the optimiser's state of parameter i ("step", "exp_avg", ...)
+    extra/<name>      whatever else a run needs to resume exactly (optional), e.g. the
+                      character model's vocabulary and carried states
 
 Files are written atomically (``files.atomic_write``): into a temporary file in
 the same folder, then ``os.replace``d over the target, so a crash never leaves
@@ -37,8 +39,12 @@ class CheckpointError(ValueError):
         self.path, self.problem = path, problem
 
 
-def save_checkpoint(path, model, optimizer, epoch, losses, config):
-    """Write model and optimiser state, the epoch count, the losses and the config (a dict)."""
+def save_checkpoint(path, model, optimizer, epoch, losses, config, extra=None):
+    """Write model and optimiser state, the epoch count, the losses and the config (a dict).
+
+    ``extra``: None or a dict of name -> array (no objects) stored as "extra/<name>";
+    ``load_checkpoint`` gives it back as its "extra" dict. "epoch" counts whatever
+    the run counts (the character model: optimiser steps, one loss each)."""
     arrays = {
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION),
@@ -54,6 +60,8 @@ def save_checkpoint(path, model, optimizer, epoch, losses, config):
     for i, state in optim_state["state"].items():
         for key, value in state.items():
             arrays[f"optim/{i}/{key}"] = np.asarray(value)
+    for name, value in (extra or {}).items():
+        arrays["extra/" + name] = np.asarray(value)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
@@ -90,7 +98,7 @@ def load_checkpoint(path):
     """Read and check a checkpoint.
 
     Returns a dict: config (dict), epoch (int), losses (list of float),
-    model (state_dict), optimizer (an optimiser state_dict).
+    model (state_dict), optimizer (an optimiser state_dict), extra (dict of arrays).
     Raises CheckpointError for a missing, corrupt, foreign or incomplete file.
     """
     arrays = _read_arrays(path)
@@ -123,4 +131,6 @@ def load_checkpoint(path):
         raise CheckpointError(path, f"holds {len(losses)} losses for {epoch} epochs")
     model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     optimizer = {"state": state, "param_groups": [group]}
-    return dict(config=config, epoch=epoch, losses=losses, model=model, optimizer=optimizer)
+    extra = {k[len("extra/"):]: v for k, v in arrays.items() if k.startswith("extra/")}
+    return dict(config=config, epoch=epoch, losses=losses, model=model, optimizer=optimizer,
+                extra=extra)

@@ -1,4 +1,4 @@
-"""The figures of the sine pipeline: loss.png and prediction.png.
+"""The figures of the experiments: loss.png and prediction.png (sine), loss.png (charlm).
 
 matplotlib is imported inside each function and drawn through its Agg
 canvas directly (no pyplot, no global backend switch), so ``import npylstm``
@@ -87,4 +87,34 @@ def plot_prediction(path, x, y, valid_x, valid_pred, forecast_x=None, forecast=N
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
     fig.suptitle(title)
+    fig.savefig(path, dpi=100)
+
+
+def plot_charlm_loss(path, train_steps, train_loss, valid_steps, valid_bpc, final_valid_bpc=None):
+    """The character model's curves: training loss and validation bits per character by step.
+
+    The training loss (nats per character) is drawn in bits (divided by ln 2),
+    so both curves share one axis.
+
+    Inputs:
+    - path: where to write the PNG
+    - train_steps, train_loss: (n,) the logged steps and their mean loss in nats per character
+    - valid_steps, valid_bpc: (m,) the evaluation steps and bits per character on the
+      fixed held-out slice
+    - final_valid_bpc: float or None, bits per character on the whole held-out part
+    """
+    fig = _figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(train_steps, np.asarray(train_loss, dtype=float) / np.log(2), label="training loss")
+    if len(valid_steps):
+        ax.plot(valid_steps, valid_bpc, marker="o", markersize=4,
+                label="validation (fixed held-out slice)")
+    if final_valid_bpc is not None:
+        ax.axhline(final_valid_bpc, color="tab:green", linestyle="--",
+                   label=f"final, whole held-out part ({final_valid_bpc:.3f})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("bits per character")
+    ax.set_title("Character model")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best")
     fig.savefig(path, dpi=100)
