@@ -126,7 +126,7 @@ def run(args, parser):
           f"cells; the best cell per feature (Pearson r of tanh(c) with the feature):")
     for name, cells in result["top"].items():
         layer, unit, r = cells[0]
-        print(f"  {name:16s} layer {layer} unit {unit:4d}   r = {r:+.3f}")
+        print(f"  {name:21s} layer {layer} unit {unit:4d}   r = {r:+.3f}")
     for row in result["saturation"]:
         if row["gate"] == "i":
             print(f"  layer {row['layer']}: " + ", ".join(
