@@ -92,7 +92,7 @@ def tables(cells, errors, seconds, model_line):
                   "n-gram (interpolated Kneser-Ney, fitted on the training part) on the same "
                   "characters, by kind of character (the character predicted):", "",
                   "| characters | count | LSTM | n-gram | LSTM - n-gram |", "|---|---|---|---|---|"]
-        for row in errors["groups"]:
+        for row in (row for row in errors["groups"] if row["chars"]):
             lines.append(f"| {row['group']} | {row['chars']} | {row['lstm_bpc']:.3f} | "
                          f"{row['ngram_bpc']:.3f} | {row['difference']:+.3f} |")
     return "\n".join(lines)

@@ -135,7 +135,7 @@ def run(args, parser):
                 + " (mean fractions of steps saturated)")
     if args.ngram:
         print(f"bits per character, LSTM against the order-{args.ngram} n-gram:")
-        for row in table:
+        for row in (row for row in table if row["chars"]):
             print(f"  {row['group']:40s} {row['chars']:6d} chars  LSTM {row['lstm_bpc']:.3f}  "
                   f"n-gram {row['ngram_bpc']:.3f}  difference {row['difference']:+.3f}")
     print(f"time: {seconds:.1f} s to record, analyse and draw"
