@@ -63,7 +63,7 @@ def span_example(checkpoint, chars, min_length=12):
     string_cells = [(l, u) for l, u, _ in result["top"]["in_short_string"]]
     rank = {cell: k for k, cell in enumerate((l, u) for l, u, _ in top_cells(score, score.size))}
     first = string_cells[0]
-    return ["", f"LSTMVis's query (`span_scores`) on the first short string of the text, "
+    return [f"LSTMVis's query (`span_scores`) on the first short string of the text, "
             f"`{text[start:end + 1]}` (characters {start}-{end}): the cells most on inside it "
             "and off around it are " + ", ".join(f"({l}, {u}) {v:+.2f}" for l, u, v in best)
             + f"; the best `in_short_string` cell, {first}, ranks {rank[first] + 1} of "
@@ -92,7 +92,7 @@ def tables(cells, errors, seconds, model_line):
                   "n-gram (interpolated Kneser-Ney, fitted on the training part) on the same "
                   "characters, by kind of character (the character predicted):", "",
                   "| characters | count | LSTM | n-gram | LSTM - n-gram |", "|---|---|---|---|---|"]
-        for row in errors["groups"]:
+        for row in (row for row in errors["groups"] if row["chars"]):
             lines.append(f"| {row['group']} | {row['chars']} | {row['lstm_bpc']:.3f} | "
                          f"{row['ngram_bpc']:.3f} | {row['difference']:+.3f} |")
     return "\n".join(lines)
@@ -127,8 +127,8 @@ def main(argv=None):
     doc = Path(args.doc)
     text = doc.read_text(encoding="utf-8")
     a, b = text.index(BEGIN) + len(BEGIN), text.index(END)
-    body = tables(cells, errors, seconds, model_line) + "\n".join(span_example(args.checkpoint,
-                                                                               args.chars))
+    body = "\n\n".join([tables(cells, errors, seconds, model_line),
+                        *span_example(args.checkpoint, args.chars)])
     doc.write_text(text[:a] + "\n" + body + "\n" + text[b:], encoding="utf-8")
     print(f"refreshed {doc}, docs/internals_saturation.png, docs/internals_cells.png "
           f"(inspect: {seconds[0]:.0f} s, n-gram {seconds[1]:.0f} s)")

@@ -61,7 +61,7 @@ def test_inspect_writes_the_three_files_with_the_contract_keys(tiny, run):
         assert all(-1 <= row["r"] <= 1 for row in rows)
         assert [abs(row["r"]) for row in rows] == sorted((abs(row["r"]) for row in rows), reverse=True)
         best = rows[0]
-        assert f"{name:16s} layer {best['layer']} unit {best['unit']:4d}   r = {best['r']:+.3f}" in out
+        assert f"{name:21s} layer {best['layer']} unit {best['unit']:4d}   r = {best['r']:+.3f}" in out
     assert [(row["layer"], row["gate"]) for row in cells["saturation"]] == \
         [(k, g) for k in range(2) for g in "ifo"]
     for row in cells["saturation"]:

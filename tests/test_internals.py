@@ -198,6 +198,9 @@ def test_error_table_groups():
     rows = {row["group"]: row for row in internals.error_table(lstm, ngram, groups)}
     assert rows["closing bracket, opened > 3 chars back"]["difference"] == -2.0
     assert rows["inside a comment"]["difference"] == -1.0 and rows["all"]["chars"] == T
+    empty = internals.error_table(lstm, ngram, {"none": np.zeros(T, bool)})
+    assert empty == [{"group": "none", "chars": 0, "lstm_bpc": None, "ngram_bpc": None,
+                      "difference": None}]
 
 
 # --- the page ----------------------------------------------------------------------------------

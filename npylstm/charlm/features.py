@@ -135,21 +135,20 @@ class _Scan:
 
     def run(self):
         """Tokenize from the start; after an error, mark and restart at the next top-level line."""
-        row0, restarts = 1, 0
+        row0 = 1
         while row0 <= len(self.lines):
-            stop_row = self._tokenize_from(row0)
-            if stop_row is None:
+            stop = self._tokenize_from(row0)
+            if stop is None:
                 return
-            restarts += 1
             self.errors += 1
-            row0 = self._skip(stop_row, give_up=restarts > _MAX_RESTARTS)
+            row0 = self._skip(stop, give_up=self.errors > _MAX_RESTARTS)
 
     def _tokenize_from(self, row0):
-        """Tokenize lines row0.. (1-based); None when done, else the (row, offset) of the error."""
+        """Tokenize lines row0.. (1-based); None when done, else the offset where it stopped."""
         lines = iter(self.lines[row0 - 1:])
         readline = lambda: next(lines, "")
         shift = row0 - 1
-        pieces = []                                   # open f-string starts (3.12+)
+        pieces = []                                   # offsets of open f-strings (3.12+)
         new_statement = True
         last_end = self.offset(row0, 0)
         try:
@@ -159,11 +158,11 @@ class _Scan:
                 if kind == tokenize.ERRORTOKEN and not tok.string.isspace():
                     return start                      # 3.9-3.11: e.g. an unclosed quote
                 if kind in _PIECE_START:
-                    pieces.append((start, len(tok.string) - len(tok.string.lstrip("rRbBfFtTuU"))))
+                    pieces.append(start)
                 elif kind in _PIECE_END and pieces:
-                    s, _ = pieces.pop()
-                    if not pieces:
-                        self.mark_string(s, end, len(tok.string))
+                    first = pieces.pop()
+                    if not pieces:                    # the outermost f-string closes
+                        self.mark_string(first, end, len(tok.string))
                 elif pieces:
                     pass                              # inside an f-string's field: part of the string
                 elif kind == tokenize.STRING:

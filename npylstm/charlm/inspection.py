@@ -126,7 +126,7 @@ def run(args, parser):
           f"cells; the best cell per feature (Pearson r of tanh(c) with the feature):")
     for name, cells in result["top"].items():
         layer, unit, r = cells[0]
-        print(f"  {name:16s} layer {layer} unit {unit:4d}   r = {r:+.3f}")
+        print(f"  {name:21s} layer {layer} unit {unit:4d}   r = {r:+.3f}")
     for row in result["saturation"]:
         if row["gate"] == "i":
             print(f"  layer {row['layer']}: " + ", ".join(
@@ -135,7 +135,7 @@ def run(args, parser):
                 + " (mean fractions of steps saturated)")
     if args.ngram:
         print(f"bits per character, LSTM against the order-{args.ngram} n-gram:")
-        for row in table:
+        for row in (row for row in table if row["chars"]):
             print(f"  {row['group']:40s} {row['chars']:6d} chars  LSTM {row['lstm_bpc']:.3f}  "
                   f"n-gram {row['ngram_bpc']:.3f}  difference {row['difference']:+.3f}")
     print(f"time: {seconds:.1f} s to record, analyse and draw"

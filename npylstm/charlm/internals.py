@@ -287,7 +287,8 @@ def error_table(lstm_bits, ngram_bits, groups):
 
     Returns:
     - list of dicts: "group", "chars" (count), "lstm_bpc", "ngram_bpc",
-      "difference" (lstm - ngram: negative where the LSTM does better)
+      "difference" (lstm - ngram: negative where the LSTM does better); the
+      three means are None for a group without characters
     """
     lstm_bits, ngram_bits = np.asarray(lstm_bits, float), np.asarray(ngram_bits, float)
     ok = np.isfinite(lstm_bits) & np.isfinite(ngram_bits)
@@ -295,7 +296,10 @@ def error_table(lstm_bits, ngram_bits, groups):
     for name, mask in groups.items():
         m = np.asarray(mask, bool) & ok
         n = int(m.sum())
-        a = float(lstm_bits[m].mean()) if n else float("nan")
-        b = float(ngram_bits[m].mean()) if n else float("nan")
+        if n == 0:                       # None, not NaN: the table goes into JSON
+            rows.append({"group": name, "chars": 0, "lstm_bpc": None, "ngram_bpc": None,
+                         "difference": None})
+            continue
+        a, b = float(lstm_bits[m].mean()), float(ngram_bits[m].mean())
         rows.append({"group": name, "chars": n, "lstm_bpc": a, "ngram_bpc": b, "difference": a - b})
     return rows
