@@ -30,7 +30,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import tasks
-from .argtypes import at_least, positive_float
+from .argtypes import at_least, fraction, positive_float
 from .functional.cell import lstm_cell_backward, lstm_cell_forward
 from .gates import cell_weights
 from .loss import MSELoss
@@ -86,6 +86,7 @@ class StudyConfig:
     batch_size: int = 64
     hidden_size: int = 32
     lr: float = 0.01
+    lr_final: float = 1.0                     # lr at the last step, as a fraction of lr (cosine)
     workers: Optional[int] = None             # processes of the default pool; None: one per core
     test_size: int = TEST_SIZE
     eval_points: int = 25                     # test MSE this many times along the curve
@@ -105,6 +106,9 @@ class StudyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if isinstance(self.lr_final, bool) or not isinstance(self.lr_final, (int, float, np.number)) \
+                or not 0 <= self.lr_final <= 1:
+            raise ValueError(f"lr_final must be a number in [0, 1], got {self.lr_final!r}")
         if self.workers is not None and (isinstance(self.workers, bool) or
                                          not isinstance(self.workers, (int, np.integer))
                                          or self.workers < 1):
@@ -233,6 +237,21 @@ def gradient_flow(model, x, y):
 
 # ----------------------------------------------------------------------------- one run
 
+def learning_rate(config, step):
+    """Adam's learning rate at ``step`` (0 .. steps-1): a cosine from lr down to lr * lr_final.
+
+    lr_t = lr (f + (1 - f) (1 + cos(pi t / (S - 1))) / 2), f = lr_final, S = steps:
+    lr at the first step, lr * f at the last. lr_final = 1 keeps lr constant.
+    Large steps find the marks early; small steps at the end settle the
+    answers to within the solved criterion.
+    """
+    f = config.lr_final
+    if f == 1 or config.steps == 1:
+        return config.lr
+    cosine = 0.5 * (1 + math.cos(math.pi * step / (config.steps - 1)))
+    return config.lr * (f + (1 - f) * cosine)
+
+
 def train_run(config, variant, seed):
     """Train one variant from one seed and score it; returns the run's record (a dict)."""
     return train_model(config, variant, seed)[0]
@@ -268,6 +287,7 @@ def train_model(config, variant, seed):
         if config.task == "continual":
             y = y[0]                                           # (N, 1): one episode
         pred, state = predict(model, x, state)
+        optimizer.param_groups[0]["lr"] = learning_rate(config, step)
         optimizer.zero_grad()
         criterion(pred, y)
         backward(model, criterion.backward())
@@ -319,8 +339,112 @@ def _failed(variant, seed, err, trace=""):
 
 # ----------------------------------------------------------------------------- the study
 
+# ----------------------------------------------------------------------------- significance
+
+REFERENCE = "V"           # every variant is compared with Greff et al.'s vanilla LSTM
+ALPHA = 0.05              # two-sided significance level of the marks
+
+
+def _betacf(a, b, x):
+    """The continued fraction of the incomplete beta function (modified Lentz's method)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1, a - 1
+    c, d = 1.0, 1 - qab * x / qap
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 301):
+        m2 = 2 * m
+        for coef in (m * (b - m) * x / ((qam + m2) * (a + m2)),          # even step
+                     -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):  # odd step
+            d = 1 + coef * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + coef / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h
+
+
+def betainc(a, b, x):
+    """The regularized incomplete beta function I_x(a, b), for a, b > 0 and 0 <= x <= 1.
+
+    The continued fraction of Numerical Recipes (section 6.4); it converges
+    fast for x < (a + 1) / (a + b + 2), and I_x(a, b) = 1 - I_{1-x}(b, a)
+    gives the rest.
+    """
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1 - math.exp(log_front) * _betacf(b, a, 1 - x) / b
+
+
+def student_t_sf2(t, df):
+    """Two-sided tail of Student's t with df degrees of freedom: P(|T| >= |t|).
+
+    P(|T| >= |t|) = I_{df / (df + t^2)}(df / 2, 1 / 2).
+    """
+    if math.isinf(t):
+        return 0.0
+    return betainc(df / 2, 0.5, df / (df + t * t))
+
+
+def student_t_cdf(t, df):
+    """P(T <= t) for Student's t with df degrees of freedom."""
+    tail = 0.5 * student_t_sf2(t, df)
+    return 1 - tail if t > 0 else tail
+
+
+def paired_t_test(a, b):
+    """Paired t-test of a against b (equal-length sequences, one pair per seed).
+
+    Returns (mean difference a - b, t, two-sided p, pairs); t and p are None
+    with fewer than two pairs. Pairs that are all equal give p = 1; a
+    difference that is the same nonzero number in every pair gives p = 0.
+    """
+    d = np.asarray(a, float) - np.asarray(b, float)
+    n = len(d)
+    if n < 2:
+        return (float(d.mean()) if n else None), None, None, n
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0:
+        return mean, (0.0 if mean == 0 else math.copysign(math.inf, mean)), \
+            (1.0 if mean == 0 else 0.0), n
+    t = mean / (sd / math.sqrt(n))
+    return mean, t, student_t_sf2(t, n - 1), n
+
+
+def compare_with_reference(runs, variant, reference=REFERENCE, alpha=ALPHA):
+    """The paired t-test of ``variant`` against ``reference`` on log10 of the final test MSE.
+
+    A seed gives a pair when both runs finished (failed and diverged runs
+    are left out; ``pairs`` says how many were used). The test is on log10
+    because the final MSEs of one variant spread over orders of magnitude and
+    differ between variants by factors: the difference of logs is the log of
+    the ratio, closer to normal than the difference of MSEs, and its mean is
+    the geometric mean ratio (``ratio``). Returns a dict (JSON types).
+    """
+    by_seed = {r["seed"]: r["final_mse"] for r in runs[reference] if r["final_mse"] is not None}
+    pairs = [(math.log10(r["final_mse"]), math.log10(by_seed[r["seed"]])) for r in runs[variant]
+             if r["final_mse"] is not None and r["seed"] in by_seed
+             and r["final_mse"] > 0 and by_seed[r["seed"]] > 0]
+    mean, t, p, n = paired_t_test([a for a, _ in pairs], [b for _, b in pairs])
+    return dict(reference=reference, pairs=n,
+                ratio=None if mean is None else 10 ** mean,
+                t=None if t is None or math.isinf(t) else t, p=p,
+                significant=None if p is None else bool(p < alpha))
+
+
 def summarize(config, runs):
-    """One row per variant, sorted by median final MSE (variants with no finished run last)."""
+    """One row per variant, sorted by median final MSE (variants with no finished run last).
+
+    With V among the variants, every other row has ``vs_V``: the paired
+    t-test of its final test MSE against V's (``compare_with_reference``).
+    """
     rows = []
     for variant in config.variants:
         finals = [r["final_mse"] for r in runs[variant] if r["final_mse"] is not None]
@@ -332,9 +456,15 @@ def summarize(config, runs):
             solved=sum(r["solved"] for r in runs[variant]),
             failed=sum(r["failed"] for r in runs[variant]),
             diverged=sum(not r["failed"] and r["final_mse"] is None for r in runs[variant]),
-            seeds=len(runs[variant])))
+            seeds=len(runs[variant]),
+            vs_V=(compare_with_reference(runs, variant)
+                  if REFERENCE in runs and variant != REFERENCE else None)))
     return sorted(rows, key=lambda row: (row["median_final_mse"] is None,
                                          row["median_final_mse"] or 0.0))
+
+
+SIGNIFICANCE = (f"paired t-test over seeds of log10(final test MSE) against {REFERENCE}, "
+                f"two-sided; * marks p < {ALPHA}")
 
 
 def _duration(seconds):
@@ -406,28 +536,50 @@ def run_study(config=None, executor=None):
                   baseline=what, solved_error=SOLVED_ERROR,
                   solved="every test answer within 0.04 of its target"),
         runs=runs, summary=summarize(config, runs),
+        significance=dict(method=SIGNIFICANCE, reference=REFERENCE, alpha=ALPHA,
+                          statistic="log10(final_mse)", pairs="seeds"),
         seconds=time.perf_counter() - start)
 
 
 def format_table(results):
-    """The closing table: variants sorted by median final MSE."""
+    """The closing table: variants sorted by median final MSE.
+
+    "x V" is the geometric mean over seeds of the final MSE's ratio to V's,
+    "p" the two-sided p of the paired t-test on log10 of the final MSE
+    (``compare_with_reference``); * marks p < 0.05.
+    """
     def number(value):
         return "-" if value is None else f"{value:.2e}"
 
+    def versus(row):
+        vs = row.get("vs_V")
+        if vs is None or vs["ratio"] is None:
+            return f"{'':>8}{'':>9}"
+        p = "-" if vs["p"] is None else f"{vs['p']:.3f}" if vs["p"] >= 0.001 else "<0.001"
+        ratio = f"{vs['ratio']:.2g}" if vs["ratio"] < 100 else f"{vs['ratio']:.0f}"
+        return f"{ratio:>8}{p + ('*' if vs['significant'] else ' '):>9}"
+
     seeds = results["config"]["seeds"]
-    lines = [f"{'variant':<8}{'median MSE':>12}{'best':>10}{'worst':>10}{'solved':>8}  notes",
-             "-" * 64]
+    lines = [f"{'variant':<8}{'median MSE':>12}{'best':>10}{'worst':>10}{'solved':>8}"
+             f"{'x V':>8}{'p':>8}   notes",
+             "-" * 84]
     for row in results["summary"]:
         notes = [row["description"]]
         if row["failed"]:
             notes.append(f"{row['failed']} FAILED")
         if row["diverged"]:
             notes.append(f"{row['diverged']} diverged")
+        vs = row.get("vs_V")
+        if vs is not None and vs["pairs"] < row["seeds"]:
+            notes.append(f"test over {vs['pairs']} seeds")
         lines.append(f"{row['variant']:<8}{number(row['median_final_mse']):>12}"
                      f"{number(row['best_final_mse']):>10}{number(row['worst_final_mse']):>10}"
-                     f"{row['solved']:>5}/{seeds:<2}  " + "; ".join(notes))
+                     f"{row['solved']:>5}/{seeds:<2}{versus(row)}  " + "; ".join(notes))
     lines.append(f"baseline: MSE {results['task']['baseline_mse']:.3f} by answering "
                  f"{results['task']['baseline']}; solved: {results['task']['solved']}")
+    if any(row.get("vs_V") for row in results["summary"]):
+        lines.append(f"x V: geometric mean over seeds of final MSE / V's; p: "
+                     f"{results.get('significance', {}).get('method', SIGNIFICANCE)}")
     return "\n".join(lines)
 
 
@@ -623,6 +775,9 @@ def build_parser():
     p.add_argument("--hidden-size", type=at_least(1), default=d.hidden_size, metavar="H",
                    help="default %(default)s")
     p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam (default %(default)s)")
+    p.add_argument("--lr-final", type=fraction, default=d.lr_final, metavar="F",
+                   help="learning rate at the last step as a fraction of --lr, reached along a "
+                        "cosine; 1 keeps it constant (default %(default)s)")
     p.add_argument("--workers", type=at_least(1), default=d.workers, metavar="W",
                    help="processes (default: one per core)")
     p.add_argument("--out", default=os.path.join("runs", "study"), metavar="DIR",

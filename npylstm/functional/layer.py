@@ -64,6 +64,8 @@ import numpy as np
 
 from .variant import check_variant
 
+HOIST_MIN_INPUT = 10 ** 9     # trick 8 from this input size I on; set by the measurements
+
 
 def _swap_go(w, H):
     """Swap the g and o blocks of a (4H, ...) array: (i, f, g, o) <-> (i, f, o, g)."""
@@ -367,6 +369,16 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     if variant is not None and variant.clip is not None:
         keep = _buffer(workspace, "keep", (T, 4 * H, N), np.bool_)  # where clip let z through
 
+    hoist = I >= HOIST_MIN_INPUT
+    if hoist:
+        # Trick 8: the input part of eq. 1 for all steps in one GEMM before the
+        # loop, [W_ih | b] [x_t, 1]^T for every t; each step then multiplies
+        # only W_hh h_prev and adds it.
+        x_proj = _buffer(workspace, "x_proj", (4 * H, T * N), dtype)
+        np.matmul(weights_half[:, Hout:], inputs[Hout:].reshape(K - Hout, T * N), out=x_proj)
+        x_proj = x_proj.reshape(4 * H, T, N)
+        weights_h_half = np.ascontiguousarray(weights_half[:, :Hout])     # (4H, Hout)
+
     order = _step_order(T, reverse, batch_sizes, N)
     for t, n, t_prev, n_prev in order:
         a = inputs[:, t, :n]                                     # (K, n)
@@ -375,7 +387,11 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
             a[:Hout, :m] = hidden[t_prev, :, :m]                 # h_prev from the step before
         if m < n:
             a[:Hout, m:] = h0_t[:, m:n]                          # ... or h0 where a sequence starts
-        z = np.matmul(weights_half, a, out=gates[t, :, :n])      # (4H, n)
+        if hoist:
+            z = np.matmul(weights_h_half, a[:Hout], out=gates[t, :, :n])  # (4H, n)
+            z += x_proj[:, t, :n]
+        else:
+            z = np.matmul(weights_half, a, out=gates[t, :, :n])  # (4H, n)
         c_prev = _prev(cells, t_prev, n, n_prev, c0_t)
         _step_forward(z, c_prev, cells[t, :, :n], tanh_cells[t, :, :n], h_cells[t, :, :n],
                       tmp_2h[:, :n], variant, None if keep is None else keep[t, :, :n])
