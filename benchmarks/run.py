@@ -230,7 +230,8 @@ def main():
         seed_init(init)
         epochs = 10 if args.quick else 80
         case = dict(kind="train", name=f"seed training, {epochs} epochs", dtype="float32",
-                    init=str(init), seq_len=40, hidden=100, lr=1e-3, epochs=epochs)
+                    init=str(init), seq_len=40, hidden=100, lr=1e-3, epochs=epochs,
+                    peak_repeats=1 if args.quick else 4)
         print(f"{case['name']} ...", flush=True)
         runs = alternate(case, rounds, thread_counts, ["train"])
         row = dict(name=case["name"], kind="train", dtype="float32", threads={})
@@ -242,7 +243,8 @@ def main():
 
     for name, shape, opts in CASES:
         case = dict(dict(kind="lstm", name=name, shape=shape, dtype="float32",
-                         modes=["fwd", "fb"], repeats=repeats, memory=True), **opts)
+                         modes=["fwd", "fb"], repeats=repeats, memory=True,
+                         peak_repeats=1 if args.quick else 4), **opts)
         print(f"{name} ...", flush=True)
         runs = alternate(case, rounds, thread_counts, ["fwd", "fb"])
         flops = dict(zip(("fwd", "fb"), case_flops(shape, opts)))
@@ -272,7 +274,7 @@ def main():
             shape = make(v)
             print(f"{key} {shape} ...", flush=True)
             case = dict(kind="lstm", name=f"{key} {v}", shape=shape, dtype="float32",
-                        modes=["fb"], repeats=[3, 0.2, 10] if not args.quick else [2, 0.05, 3])
+                        modes=["fb"], peak_repeats=0, gemms=False, repeats=[3, 0.2, 10] if not args.quick else [2, 0.05, 3])
             runs = alternate(case, 1, [th], ["fb"])[th]
             n, t = runs["npylstm"][0], runs["torch"][0]
             results[key].append(dict(value=v, shape=shape, threads=th, npylstm_fb=n["fb"],

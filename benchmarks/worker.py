@@ -65,15 +65,15 @@ def probe_gflops(matmul, make, seconds=0.05):
 PEAK_SIZE, PEAK_REPEATS = 2048, 4        # square GEMMs of the peak: 17 GFLOP each
 
 
-def gemm_peak(matmul, make, dtypes):
-    """{dtype: GFLOP/s}: the best of PEAK_REPEATS timed products of two square
+def gemm_peak(matmul, make, dtypes, repeats=PEAK_REPEATS):
+    """{dtype: GFLOP/s}: the best of ``repeats`` timed products of two square
     PEAK_SIZE matrices (after one warm-up), per dtype name."""
     n, out = PEAK_SIZE, {}
-    for dtype in dtypes:
+    for dtype in dtypes if repeats else []:
         a, b = make(n, n, dtype), make(n, n, dtype)
         matmul(a, b)
         best = math.inf
-        for _ in range(PEAK_REPEATS):
+        for _ in range(repeats):
             t0 = time.perf_counter()
             matmul(a, b)
             best = min(best, time.perf_counter() - t0)
@@ -132,7 +132,7 @@ def run_npylstm(case, threads):
     result["probe"] = probe
     rng = np.random.default_rng(0)
     result["peak"] = gemm_peak(np.matmul, lambda m, n, d: rng.standard_normal((m, n)).astype(d),
-                               peak_dtypes(case))
+                               peak_dtypes(case), case.get("peak_repeats", PEAK_REPEATS))
     result["blas"] = [(i["internal_api"], i.get("architecture"), i["num_threads"])
                       for i in threadpool_info() if i["user_api"] == "blas"]
     return result
@@ -158,8 +158,8 @@ def lstm_npylstm(case, dtype):
         m.backward(grad)
 
     result = measure(case, forward, forward_backward)
-    gemms = gemm_sequences(case, dtype)
-    for mode in ("fwd", "fb"):
+    gemms = gemm_sequences(case, dtype) if case.get("gemms", True) else {}
+    for mode in gemms:
         if mode in case["modes"]:
             result["gemm_" + mode] = median_time(lambda: run_gemms(gemms[mode]), *case["repeats"])[0]
     m(x, lengths=lengths)
@@ -297,7 +297,7 @@ def run_torch(case, threads):
     probe.append(torch_probe())
     result["probe"] = probe
     result["peak"] = gemm_peak(torch.mm, lambda m, n, d: torch.randn(m, n, dtype=getattr(torch, d)),
-                               peak_dtypes(case))
+                               peak_dtypes(case), case.get("peak_repeats", PEAK_REPEATS))
     return result
 
 

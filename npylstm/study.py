@@ -86,7 +86,8 @@ class StudyConfig:
     batch_size: int = 64
     hidden_size: int = 32
     lr: float = 0.01
-    lr_final: float = 1.0                     # lr at the last step, as a fraction of lr (cosine)
+    lr_final: float = 1.0                     # lr at the last step, as a fraction of lr
+    lr_decay_start: float = 0.0               # fraction of the steps at constant lr before the decay
     workers: Optional[int] = None             # processes of the default pool; None: one per core
     test_size: int = TEST_SIZE
     eval_points: int = 25                     # test MSE this many times along the curve
@@ -109,6 +110,10 @@ class StudyConfig:
         if isinstance(self.lr_final, bool) or not isinstance(self.lr_final, (int, float, np.number)) \
                 or not 0 <= self.lr_final <= 1:
             raise ValueError(f"lr_final must be a number in [0, 1], got {self.lr_final!r}")
+        if isinstance(self.lr_decay_start, bool) or \
+                not isinstance(self.lr_decay_start, (int, float, np.number)) \
+                or not 0 <= self.lr_decay_start < 1:
+            raise ValueError(f"lr_decay_start must be a number in [0, 1), got {self.lr_decay_start!r}")
         if self.workers is not None and (isinstance(self.workers, bool) or
                                          not isinstance(self.workers, (int, np.integer))
                                          or self.workers < 1):
@@ -238,17 +243,21 @@ def gradient_flow(model, x, y):
 # ----------------------------------------------------------------------------- one run
 
 def learning_rate(config, step):
-    """Adam's learning rate at ``step`` (0 .. steps-1): a cosine from lr down to lr * lr_final.
+    """Adam's learning rate at ``step`` (0 .. steps-1).
 
-    lr_t = lr (f + (1 - f) (1 + cos(pi t / (S - 1))) / 2), f = lr_final, S = steps:
-    lr at the first step, lr * f at the last. lr_final = 1 keeps lr constant.
-    Large steps find the marks early; small steps at the end settle the
-    answers to within the solved criterion.
+    Constant lr for the first lr_decay_start of the steps, then a cosine down
+    to lr * lr_final at the last step: with S = steps, s0 = the first step of
+    the decay (round(lr_decay_start * (S - 1))) and u = (step - s0) / (S - 1 - s0),
+    lr_t = lr (f + (1 - f) (1 + cos(pi u)) / 2), f = lr_final. lr_final = 1
+    keeps lr constant. The large steps of the first part find the marks
+    (the plateau at the baseline lasts hundreds of steps); the small steps at
+    the end settle every answer to within the solved criterion.
     """
     f = config.lr_final
-    if f == 1 or config.steps == 1:
+    start = round(config.lr_decay_start * (config.steps - 1))
+    if f == 1 or step <= start:
         return config.lr
-    cosine = 0.5 * (1 + math.cos(math.pi * step / (config.steps - 1)))
+    cosine = 0.5 * (1 + math.cos(math.pi * (step - start) / (config.steps - 1 - start)))
     return config.lr * (f + (1 - f) * cosine)
 
 
@@ -778,6 +787,9 @@ def build_parser():
     p.add_argument("--lr-final", type=fraction, default=d.lr_final, metavar="F",
                    help="learning rate at the last step as a fraction of --lr, reached along a "
                         "cosine; 1 keeps it constant (default %(default)s)")
+    p.add_argument("--lr-decay-start", type=fraction, default=d.lr_decay_start, metavar="F",
+                   help="fraction of the steps at constant --lr before the decay begins "
+                        "(default %(default)s)")
     p.add_argument("--workers", type=at_least(1), default=d.workers, metavar="W",
                    help="processes (default: one per core)")
     p.add_argument("--out", default=os.path.join("runs", "study"), metavar="DIR",
