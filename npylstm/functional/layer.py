@@ -10,10 +10,10 @@ plain cell up to floating-point round-off:
    matrix W = [W_hh | W_ih | b_ih + b_hh] (4H, K) with the stacked inputs
    [h_prev, x, 1] (K = Hout + I + 1). All four gates, the input, the
    recurrence and both biases come out of one BLAS call, with no separate
-   additions. (Projecting the inputs of all T steps in one GEMM before the
-   loop was measured slower here: OpenBLAS is slow for the thin K = I
-   product, 8 ms at the seed's shape, and the hoisted result costs a pass
-   over memory to add back at every step.)
+   additions. (For thin inputs this beats projecting the inputs of all T
+   steps before the loop: OpenBLAS is slow for the thin K = I product, 8 ms
+   at the seed's shape, and the hoisted result costs a pass over memory to
+   add back at every step. For wide inputs see trick 8.)
 2. Feature-major layout: one column per sequence. Inside this file a step
    computes the transpose of eq. 1, z^T = W [h_prev, x, 1]^T, (4H, N): the
    column-vector form of the textbooks. Then each gate is one contiguous
@@ -42,6 +42,15 @@ plain cell up to floating-point round-off:
    not page-fault fresh memory on every step.
 7. Backward reads the activations saved by forward (i, f, o, g, c, tanh(c)
    and the inputs of every step) and recomputes nothing.
+8. For wide inputs (I >= HOIST_MIN_INPUT), the cached forward projects the
+   inputs of all T steps in one GEMM before the loop, as cuDNN does:
+   [W_ih | b] [x_t, 1]^T for every t is one (4H, I+1) x (I+1, T*N)
+   product into a (4H, T, N) workspace, and each step multiplies only
+   W_hh h_prev (K = Hout instead of Hout + I + 1) and adds its slice. The
+   sum is then taken in another order, so the result changes at round-off
+   only; the default path of thin inputs (the seed's I = 1) is untouched.
+   The forward without a cache keeps trick 1 (a (4H, T, N) buffer would
+   undo its O(N H) memory). benchmarks/hoist.py measures it on and off.
 
 The variants (peephole, input_forget, clip, ablate; docs/lstm.md, section 11)
 run in their own step functions, ``_variant_step_forward`` and
