@@ -13,7 +13,7 @@ from npylstm.study import StudyConfig, run_study
 
 TINY = dict(seq_len=6, seeds=2, steps=3, batch_size=8, hidden_size=4, test_size=40,
             eval_points=3, quiet=True)
-RUN_KEYS = {"variant", "seed", "failed", "error", "steps", "test_mse", "final_mse",
+RUN_KEYS = {"variant", "seed", "failed", "error", "steps", "test_mse", "final_mse", "within_criterion",
             "max_abs_error", "solved", "gradflow", "seconds"}
 
 
