@@ -94,11 +94,17 @@ def test_no_marks_without_v():
 
 
 def test_learning_rate_schedule():
-    config = StudyConfig(lr=0.02, steps=101, lr_final=0.05)
+    config = StudyConfig(lr=0.02, steps=101, lr_final=0.05, lr_decay_start=0.0)
     rates = [study.learning_rate(config, step) for step in range(101)]
     assert rates[0] == 0.02 and rates[-1] == pytest.approx(0.001, rel=1e-12)
     assert rates[50] == pytest.approx(0.02 * (0.05 + 0.95 / 2), rel=1e-12)   # cos(pi/2) = 0
     assert all(a > b for a, b in zip(rates, rates[1:]))
+    late = StudyConfig(lr=0.02, steps=101, lr_final=0.05, lr_decay_start=0.5)
+    rates = [study.learning_rate(late, step) for step in range(101)]
+    assert set(rates[:51]) == {0.02}                             # constant up to step 50
+    assert rates[75] == pytest.approx(0.02 * (0.05 + 0.95 / 2), rel=1e-12)   # half-way down
+    assert rates[-1] == pytest.approx(0.001, rel=1e-12)
+    assert all(a > b for a, b in zip(rates[50:], rates[51:]))
     constant = StudyConfig(lr=0.02, steps=101, lr_final=1.0)
     assert {study.learning_rate(constant, step) for step in range(101)} == {0.02}
 
@@ -113,7 +119,8 @@ def test_training_uses_the_schedule(monkeypatch):
 
     monkeypatch.setattr(study, "Adam", Recording)
     config = StudyConfig(seq_len=6, seeds=1, steps=5, batch_size=4, hidden_size=3, test_size=8,
-                         eval_points=1, lr=0.1, lr_final=0.1, variants=("NP",), quiet=True)
+                         eval_points=1, lr=0.1, lr_final=0.1, lr_decay_start=0.0,
+                         variants=("NP",), quiet=True)
     study.train_run(config, "NP", 0)
     assert seen == [study.learning_rate(config, s) for s in range(5)]
     assert seen[0] == 0.1 and seen[-1] == pytest.approx(0.01)
@@ -123,3 +130,19 @@ def test_training_uses_the_schedule(monkeypatch):
 def test_bad_lr_final(value):
     with pytest.raises(ValueError, match="lr_final"):
         StudyConfig(lr_final=value).validate()
+    with pytest.raises(ValueError, match="lr_decay_start"):
+        StudyConfig(lr_decay_start=1.0 if value == 1.5 else value).validate()
+
+
+def test_share_within_the_criterion_in_summary_and_table():
+    runs = planted_runs()
+    for k, r in enumerate(runs["NP"]):
+        r["within_criterion"] = [0.99, 0.995, 1.0, 0.98, 0.97][k]
+    rows = {row["variant"]: row for row in
+            study.summarize(StudyConfig(variants=("V", "NFG", "NP"), seeds=5), runs)}
+    assert rows["NP"]["median_within"] == 0.99 and rows["V"]["median_within"] is None
+    table = study.format_table(dict(config=dict(seeds=5), summary=list(rows.values()),
+                                    task=dict(baseline_mse=1 / 6, baseline="always 1.0",
+                                              solved="...", solved_error=0.04)))
+    line = next(line for line in table.splitlines() if line.startswith("NP "))
+    assert "99.0%" in line
