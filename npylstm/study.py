@@ -112,8 +112,8 @@ class StudyConfig:
             raise ValueError(f"lr_final must be a number in [0, 1], got {self.lr_final!r}")
         if isinstance(self.lr_decay_start, bool) or \
                 not isinstance(self.lr_decay_start, (int, float, np.number)) \
-                or not 0 <= self.lr_decay_start < 1:
-            raise ValueError(f"lr_decay_start must be a number in [0, 1), got {self.lr_decay_start!r}")
+                or not 0 <= self.lr_decay_start <= 1:
+            raise ValueError(f"lr_decay_start must be a number in [0, 1], got {self.lr_decay_start!r}")
         if self.workers is not None and (isinstance(self.workers, bool) or
                                          not isinstance(self.workers, (int, np.integer))
                                          or self.workers < 1):

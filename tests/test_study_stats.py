@@ -107,6 +107,8 @@ def test_learning_rate_schedule():
     assert all(a > b for a, b in zip(rates[50:], rates[51:]))
     constant = StudyConfig(lr=0.02, steps=101, lr_final=1.0)
     assert {study.learning_rate(constant, step) for step in range(101)} == {0.02}
+    never = StudyConfig(lr=0.02, steps=101, lr_final=0.05, lr_decay_start=1.0)
+    assert {study.learning_rate(never, step) for step in range(101)} == {0.02}
 
 
 def test_training_uses_the_schedule(monkeypatch):
@@ -131,7 +133,7 @@ def test_bad_lr_final(value):
     with pytest.raises(ValueError, match="lr_final"):
         StudyConfig(lr_final=value).validate()
     with pytest.raises(ValueError, match="lr_decay_start"):
-        StudyConfig(lr_decay_start=1.0 if value == 1.5 else value).validate()
+        StudyConfig(lr_decay_start=value).validate()
 
 
 def test_share_within_the_criterion_in_summary_and_table():
@@ -146,3 +148,15 @@ def test_share_within_the_criterion_in_summary_and_table():
                                               solved="...", solved_error=0.04)))
     line = next(line for line in table.splitlines() if line.startswith("NP "))
     assert "99.0%" in line
+
+
+@pytest.mark.parametrize("argv", [["--lr-final", "2"], ["--lr-final", "x"], ["--lr-decay-start", "-1"]])
+def test_bad_schedule_arguments_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        study.build_parser().parse_args(argv)
+    assert exit_.value.code == 2 and argv[0] in capsys.readouterr().err
+
+
+def test_schedule_arguments_reach_the_config():
+    args = study.build_parser().parse_args(["--lr-final", "0.1", "--lr-decay-start", "0.25"])
+    assert (args.lr_final, args.lr_decay_start) == (0.1, 0.25)
