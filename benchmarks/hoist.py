@@ -67,6 +67,8 @@ def main():
     ap.add_argument("--pairs", type=int, default=21)
     ap.add_argument("--procs", type=int, default=3)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--shapes", default=None, metavar="K,K",
+                    help="indices into SHAPES to run (default: all)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -75,7 +77,8 @@ def main():
         return
     print("| shape (T, N, I, H, layers, bidir) | threads | off ms | on ms | on / off, median [range over processes] |")
     print("|---|---|---|---|---|")
-    for shape in SHAPES:
+    chosen = SHAPES if not args.shapes else [SHAPES[int(k)] for k in args.shapes.split(",")]
+    for shape in chosen:
         for threads in args.threads:
             runs = []
             for _ in range(args.procs):
