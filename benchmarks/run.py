@@ -466,7 +466,7 @@ def efficiency_tables(res, threads):
             gemm = lambda m: (f"{ms(n['gemm_' + m])} ({pct(n.get('gemm_share_' + m))})"
                               if n.get("gemm_" + m) is not None else "-")
             lines.append(
-                f"| {row['name']} {dt} | {row['flops_fwd'] / 1e9:.2f} | {n.get('peak_' + dt, 0):.0f} "
+                f"| {row['name']} | {row['flops_fwd'] / 1e9:.2f} | {n.get('peak_' + dt, 0):.0f} "
                 f"| {n['gflops_fwd']:.0f} ({pct(n['fraction_of_peak_fwd'])}) "
                 f"| {n['gflops_fb']:.0f} ({pct(n['fraction_of_peak_fb'])}) | {gemm('fwd')} "
                 f"| {gemm('fb')} | {t.get('peak_' + dt, 0):.0f} "
