@@ -42,13 +42,14 @@ plain cell up to floating-point round-off:
    not page-fault fresh memory on every step.
 7. Backward reads the activations saved by forward (i, f, o, g, c, tanh(c)
    and the inputs of every step) and recomputes nothing.
-8. For wide inputs (I >= HOIST_MIN_INPUT), the cached forward projects the
+8. (Off by default; see HOIST_MIN_INPUT.) For wide inputs
+   (I >= HOIST_MIN_INPUT), the cached forward projects the
    inputs of all T steps in one GEMM before the loop, as cuDNN does:
    [W_ih | b] [x_t, 1]^T for every t is one (4H, I+1) x (I+1, T*N)
    product into a (4H, T, N) workspace, and each step multiplies only
    W_hh h_prev (K = Hout instead of Hout + I + 1) and adds its slice. The
    sum is then taken in another order, so the result changes at round-off
-   only; the default path of thin inputs (the seed's I = 1) is untouched.
+   only (and is no longer bit for bit that of trick 1 for those shapes).
    The forward without a cache keeps trick 1 (a (4H, T, N) buffer would
    undo its O(N H) memory). benchmarks/hoist.py measures it on and off.
 
@@ -73,7 +74,10 @@ import numpy as np
 
 from .variant import check_variant
 
-HOIST_MIN_INPUT = 10 ** 9     # trick 8 from this input size I on; set by the measurements
+# Trick 8 runs for input sizes I >= HOIST_MIN_INPUT. Off (inf): measured under
+# load, it was no faster at 2 threads (docs/benchmarks.md); benchmarks/hoist.py
+# measures it, and 256 would turn it on for layer 1 of a bidirectional H = 128 stack.
+HOIST_MIN_INPUT = float("inf")
 
 
 def _swap_go(w, H):
