@@ -1,10 +1,15 @@
-"""Argument types for the command lines (``python -m npylstm.study``, ``npylstm.golden``).
+"""What the command lines (train, study, golden, charlm) share: argument types and errors.
 
-argparse calls them on the text of one argument; an ArgumentTypeError becomes
+argparse calls a type on the text of one argument; an ArgumentTypeError becomes
 its usual "argument --x: ..." message and exit status 2, never a traceback.
+Problems that are not argument syntax (a bad checkpoint, a failed write) go
+through ``fail``: one line on stderr and exit status 1.
 """
 import argparse
 import math
+import sys
+
+DTYPES = ("float32", "float64")          # use as choices=DTYPES
 
 
 def at_least(minimum):
@@ -20,23 +25,41 @@ def at_least(minimum):
     return parse
 
 
-def positive_float(text):
-    """An argparse type: a finite number > 0."""
+def _number(text):
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def positive_float(text):
+    """An argparse type: a finite number > 0."""
+    value = _number(text)
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
     return value
 
 
 def fraction(text):
-    """An argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
+    """An argparse type: a number in [0, 1] (a share of something)."""
+    value = _number(text)
+    if not 0 <= value <= 1:                # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
     return value
+
+
+def probability(text):
+    """An argparse type: a number in [0, 1) (a dropout rate, say)."""
+    value = _number(text)
+    if not 0 <= value < 1:                 # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def fail(prog, message):
+    """Print ``PROG: error: MESSAGE`` as one line on stderr; return the exit status 1.
+
+    The counterpart of ``parser.error`` (status 2) for problems that are not
+    argument syntax: ``return fail(PROG, ...)`` from ``main``."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 1

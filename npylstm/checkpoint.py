@@ -11,17 +11,19 @@ Entries (strings are 0-d unicode arrays, so no pickle is needed):
     optim/param_groups   the optimiser's hyper-parameters as JSON
     optim/<i>/<key>   the optimiser's state of parameter i ("step", "exp_avg", ...)
 
-Files are written atomically: into a temporary file in the same folder, then
-``os.replace``d over the target, so a crash never leaves half a checkpoint.
+Files are written atomically (``files.atomic_write``): into a temporary file in
+the same folder, then ``os.replace``d over the target, so a crash never leaves
+half a checkpoint.
 Every problem on reading raises CheckpointError, whose message names the file.
 """
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
+
+from .files import atomic_write
 
 FORMAT = "npylstm-checkpoint"
 FORMAT_VERSION = 1
@@ -33,25 +35,6 @@ class CheckpointError(ValueError):
     def __init__(self, path, problem):
         super().__init__(f"checkpoint {os.fspath(path)!r}: {problem}")
         self.path, self.problem = path, problem
-
-
-def atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file next to ``path``, then move it onto ``path``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)           # mkstemp makes it 0600; give it a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path, model, optimizer, epoch, losses, config):

@@ -1,12 +1,12 @@
 """A look inside a trained LSTM: its gates and cell state over one sequence.
 
-``record_gates`` runs layer 0 (forward direction) of an ``npylstm.LSTM`` one
+``record_gates`` runs one layer and direction of an ``npylstm.LSTM`` one
 step at a time with the plain cell ``functional.lstm_cell_forward``
 (docs/lstm.md, eq. 1-7), independently of the fast path in ``layer.py``, and
-keeps what the layer forgets: i, f, g, o and c at every step.
-``plot_gates`` draws them as heatmaps.
+keeps what the layer forgets: i, f, g, o and c at every step. The layers
+below it run through the same plain cell. ``plot_gates`` draws them as heatmaps.
 
-Shapes: T steps, I input size, H hidden size, Hout = P or H.
+Shapes: T steps, I input size, H hidden size, Hout = P or H, D directions, L layers.
 """
 import numpy as np
 
@@ -31,48 +31,75 @@ def _one_sequence(lstm, x):
                      f"{batched.format(I=I)}, got {x.shape}")
 
 
-def cell_weights(lstm):
-    """Layer 0, forward direction, as keyword arguments of ``functional.cell.lstm_cell_forward``.
+def cell_weights(lstm, layer=0, direction=0):
+    """One layer and direction as keyword arguments of ``functional.cell.lstm_cell_forward``.
 
     The weights and, for a variant LSTM, its options (peephole vectors,
     input_forget, clip, ablate): exactly what the layer itself runs.
     """
-    return lstm._weights(0, 0)
+    return lstm.layer_weights(layer, direction)
 
 
-def record_gates(lstm, x, hx=None):
-    """Gate activations and states of layer 0, forward direction, at every step.
-
-    Inputs:
-    - lstm: an npylstm.LSTM (any options, variants included; only layer 0's
-      forward direction, parameters ``*_l0``, is recorded; an ablated gate is 1)
-    - x: one sequence, (T, I) or (T, 1, I) ((1, T, I) with batch_first)
-    - hx: None (zeros) or (h_0, c_0) as the LSTM takes them for this input,
-      (D*L, Hout) and (D*L, H), or with a batch axis of 1; entry 0 is used
-
-    Returns:
-    - dict of arrays, one row per step:
-      "i", "f", "o": (T, H) in [0, 1]; "g": (T, H) in [-1, 1];
-      "c": (T, H), the cell state; "h": (T, Hout), the hidden state, which
-      for a one-layer unidirectional LSTM is its output
-    """
-    x = _one_sequence(lstm, x)
-    T = x.shape[0]
+def _initial_state(lstm, hx, j):
+    """Entry j = D*k + d of hx, as (1, Hout) and (1, H) rows; zeros for hx None."""
     H, Hout = lstm.hidden_size, lstm.proj_size or lstm.hidden_size
     if hx is None:
-        h = np.zeros((1, Hout), lstm.dtype)
-        c = np.zeros((1, H), lstm.dtype)
-    else:
-        h = np.asarray(hx[0], dtype=lstm.dtype)[0].reshape(1, Hout)
-        c = np.asarray(hx[1], dtype=lstm.dtype)[0].reshape(1, H)
-    weights = cell_weights(lstm)
-    record = {name: np.empty((T, H), lstm.dtype) for name in GATE_NAMES + ("c",)}
-    record["h"] = np.empty((T, Hout), lstm.dtype)
-    for t in range(T):
+        return np.zeros((1, Hout), lstm.dtype), np.zeros((1, H), lstm.dtype)
+    h0, c0 = (np.asarray(value, dtype=lstm.dtype) for value in hx)
+    return h0[j].reshape(1, Hout), c0[j].reshape(1, H)
+
+
+def _run_direction(lstm, x, hx, layer, direction, record=None):
+    """One layer and direction over x (T, I_k) with the plain cell; returns h for every step (T, Hout).
+
+    Steps run from T-1 down to 0 for the reverse direction; row t of the
+    result (and of ``record``, when given) is input step t either way.
+    """
+    h, c = _initial_state(lstm, hx, (2 if lstm.bidirectional else 1) * layer + direction)
+    weights = cell_weights(lstm, layer, direction)
+    T = x.shape[0]
+    hidden = np.empty((T, h.shape[1]), lstm.dtype)
+    for t in (reversed(range(T)) if direction else range(T)):
         h, c, cache = lstm_cell_forward(x[t:t + 1], h, c, **weights)   # eq. 1-7, N = 1
-        i, f, g, o = cache[3:7]                                        # (1, H) each
-        for name, value in zip(GATE_NAMES + ("c", "h"), (i, f, g, o, c, h)):
-            record[name][t] = np.broadcast_to(value, (1, record[name].shape[1]))[0]
+        hidden[t] = h[0]
+        if record is not None:
+            for name in GATE_NAMES:
+                record[name][t] = getattr(cache, name)[0]                # (H,); an ablated gate is 1
+            record["c"][t] = c[0]
+    return hidden
+
+
+def record_gates(lstm, x, hx=None, *, layer=0, direction=0):
+    """Gate activations and states of one layer and direction at every step.
+
+    Inputs:
+    - lstm: an npylstm.LSTM (any options, variants included; an ablated gate is 1)
+    - x: one sequence, (T, I) or (T, 1, I) ((1, T, I) with batch_first)
+    - hx: None (zeros) or (h_0, c_0) as the LSTM takes them for this input,
+      (D*L, Hout) and (D*L, H), or with a batch axis of 1; entry D*layer +
+      direction is this layer's and direction's initial state
+    - layer: k in [0, L); its input is what layers 0 .. k-1 give (both
+      directions, concatenated as in the LSTM; no dropout)
+    - direction: 0 forward, 1 reverse (bidirectional only)
+
+    Returns:
+    - dict of arrays, row t for input step t (for the reverse direction too,
+      as in the LSTM's output):
+      "i", "f", "o": (T, H) in [0, 1]; "g": (T, H) in [-1, 1];
+      "c": (T, H), the cell state; "h": (T, Hout), the hidden state, which is
+      this layer's and direction's part of the LSTM's output
+
+    Raises ValueError for an input of the wrong shape and a layer or
+    direction out of range.
+    """
+    lstm.layer_weights(layer, direction)                    # ValueError when out of range
+    x = _one_sequence(lstm, x)
+    T, H = x.shape[0], lstm.hidden_size
+    D = 2 if lstm.bidirectional else 1
+    for k in range(layer):                                  # the layers below, as the LSTM runs them
+        x = np.concatenate([_run_direction(lstm, x, hx, k, d) for d in range(D)], axis=1)
+    record = {name: np.empty((T, H), lstm.dtype) for name in GATE_NAMES + ("c",)}
+    record["h"] = _run_direction(lstm, x, hx, layer, direction, record)
     return record
 
 

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .argtypes import at_least
+from .argtypes import DTYPES, at_least
+from .files import JSON_INDENT, atomic_write, cannot_write, make_folder, write_text
 from .lstm import LSTM
 
 MANIFEST = "manifest.json"
@@ -210,21 +211,22 @@ def write_bundle(directory, config):
 
     Returns the manifest (a dict)."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    make_folder(directory)
     manifest, arrays = make_bundle(config)
     for entry in manifest["arrays"]:
-        path = directory / entry["file"]
+        path, value = directory / entry["file"], arrays[entry["name"]]
         if config.format == "npy":
-            np.save(path, arrays[entry["name"]], allow_pickle=False)
+            atomic_write(path, lambda f: np.save(f, value, allow_pickle=False))
         else:
-            path.write_text(json.dumps(arrays[entry["name"]].tolist()) + "\n", encoding="utf-8")
-    (directory / MANIFEST).write_text(manifest_text(manifest), encoding="utf-8")
-    return manifest
+            # Data, not a document: one line of nested lists, no indent.
+            write_text(path, json.dumps(value.tolist()) + "\n")
+    write_text(directory / MANIFEST, manifest_text(manifest))    # last: a bundle with a
+    return manifest                                                # manifest is complete
 
 
 def manifest_text(manifest):
     """The manifest as indented JSON, with one line per array so that it reads as a table."""
-    head = json.dumps({k: v for k, v in manifest.items() if k != "arrays"}, indent=2)
+    head = json.dumps({k: v for k, v in manifest.items() if k != "arrays"}, indent=JSON_INDENT)
     rows = ",\n".join("    " + json.dumps(entry) for entry in manifest["arrays"])
     return head[:-2] + ',\n  "arrays": [\n' + rows + "\n  ]\n}\n"
 
@@ -312,6 +314,9 @@ def check_bundle(bundle, results, out=print):
             rows.append((entry["name"], abs_err, rel_err, ok))
             if not ok:
                 failed.append(f"{entry['name']} (max abs {abs_err:.2e} > {allowed:.2e})")
+        if not rows:                # "OK: all 0 arrays" would pass a port that was never checked
+            raise BundleError(f"{Path(bundle) / MANIFEST} lists no output or gradient arrays, "
+                              f"so nothing was compared")
     except BundleError as error:
         out(f"ERROR: {error}")
         return 2
@@ -326,11 +331,14 @@ def check_bundle(bundle, results, out=print):
     return 0
 
 
+PROG = "python -m npylstm.golden"
+
+
 def build_parser():
     """The argparse parser of ``python -m npylstm.golden`` (subcommands write and check)."""
     defaults = GoldenConfig()
     parser = argparse.ArgumentParser(
-        prog="python -m npylstm.golden",
+        prog=PROG,
         description="Golden vectors for ports of the LSTM: write a bundle of reference values, "
                     "or check a port's results against one.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -346,7 +354,7 @@ def build_parser():
     write.add_argument("--lengths", action="store_true",
                        help="a random length per sequence (torch's packed sequences)")
     write.add_argument("--peephole", action="store_true", help="peephole connections")
-    write.add_argument("--dtype", choices=("float32", "float64"), default=defaults.dtype)
+    write.add_argument("--dtype", choices=DTYPES, default=defaults.dtype)
     write.add_argument("--seed", type=at_least(0), default=defaults.seed, metavar="S")
     write.add_argument("--format", choices=("npy", "json"), default=defaults.format)
     check = commands.add_parser("check", help="compare a port's results with a bundle")
@@ -370,7 +378,10 @@ def main(argv=None):
         parser.error(f"DIR {args.directory} exists and is not a folder")
     config = GoldenConfig(**{k: v for k, v in vars(args).items()
                              if k not in ("command", "directory")})
-    manifest = write_bundle(args.directory, config)
+    try:
+        manifest = write_bundle(args.directory, config)
+    except OSError as err:
+        return cannot_write(PROG, err)
     size = sum((Path(args.directory) / e["file"]).stat().st_size for e in manifest["arrays"]) \
         + (Path(args.directory) / MANIFEST).stat().st_size
     print(f"wrote {len(manifest['arrays'])} arrays and {MANIFEST} ({size} bytes) to "

@@ -215,24 +215,122 @@ def to_keras(lstm):
     return layers
 
 
+_KERAS_ACCEPTS = ("from_keras accepts to_keras's output (a list with one list of arrays per "
+                  "layer), a Keras LSTM layer, a Keras Bidirectional(LSTM) layer, a list of "
+                  "such layers, or a Keras model whose LSTM layers are stacked")
+
+
+def _keras_class(obj):
+    """Which Keras class obj is an instance of: "LSTM", "Bidirectional", "Model" or None.
+
+    By the names in its class hierarchy, so that arrays never import keras.
+    """
+    for cls in type(obj).__mro__:
+        if cls.__module__.split(".")[0] in ("keras", "tf_keras", "tensorflow") \
+                and cls.__name__ in ("LSTM", "Bidirectional", "Model"):
+            return cls.__name__
+    return None
+
+
+def _keras_layers(layers):
+    """The Keras LSTM or Bidirectional layers that ``from_keras``'s argument stands for, else None.
+
+    A layer stands for itself, a model for its LSTM layers (which must follow
+    one another in ``model.layers``, all but the last returning sequences), a
+    list of layers for its items. Lists of arrays (to_keras's output): None.
+    Raises ValueError for anything else, and for a layer npylstm cannot hold.
+    """
+    kind = _keras_class(layers)
+    if kind == "Model":
+        found = [(k, layer) for k, layer in enumerate(layers.layers)
+                 if _keras_class(layer) in ("LSTM", "Bidirectional")]
+        if not found:
+            raise ValueError(f"from_keras: the Keras model {layers.name!r} has no LSTM or "
+                             f"Bidirectional layer; {_KERAS_ACCEPTS}")
+        positions = [k for k, _ in found]
+        if positions != list(range(positions[0], positions[0] + len(found))):
+            raise ValueError(f"from_keras: the LSTM layers of the Keras model {layers.name!r} are "
+                             f"not stacked (other layers between them, at positions {positions} "
+                             f"of model.layers); {_KERAS_ACCEPTS}")
+        stack = [layer for _, layer in found]
+    elif kind is not None:
+        stack = [layers]
+    elif isinstance(layers, (list, tuple)) and layers \
+            and all(_keras_class(item) in ("LSTM", "Bidirectional") for item in layers):
+        stack = list(layers)
+    elif isinstance(layers, (list, tuple)) and all(
+            isinstance(item, (list, tuple)) and _keras_class(item) is None for item in layers):
+        return None                                   # to_keras's output: lists of arrays
+    else:
+        raise ValueError(f"from_keras: got {type(layers).__name__}; {_KERAS_ACCEPTS}")
+    if kind == "Model" or len(stack) > 1:
+        for layer in stack[:-1]:
+            if not getattr(layer, "return_sequences", True):
+                raise ValueError(f"from_keras: Keras layer {layer.name!r} does not return its "
+                                 f"sequence (return_sequences=False), so no layer can be stacked "
+                                 f"on it")
+    for layer in stack:
+        if _keras_class(layer) == "Bidirectional":
+            if layer.merge_mode != "concat":
+                raise ValueError(f"from_keras: Keras layer {layer.name!r} has merge_mode="
+                                 f"{layer.merge_mode!r}; npylstm concatenates the two directions "
+                                 f"(merge_mode='concat')")
+            cells = [(layer.forward_layer, False), (layer.backward_layer, True)]
+        else:
+            cells = [(layer, False)]
+        for cell, backwards in cells:
+            config = cell.get_config()
+            for option, expected in [("activation", "tanh"), ("recurrent_activation", "sigmoid"),
+                                     ("go_backwards", backwards)]:
+                if config.get(option, expected) != expected:
+                    raise ValueError(f"from_keras: Keras layer {cell.name!r} has {option}="
+                                     f"{config[option]!r}; npylstm's LSTM needs "
+                                     f"{option}={expected!r}")
+        if not layer.get_weights():
+            raise ValueError(f"from_keras: Keras layer {layer.name!r} has no weights yet; build "
+                             f"it (call it on an input) first")
+    return stack
+
+
 def from_keras(layers, *, bidirectional=False, dtype=np.float32, batch_first=False):
     """An npylstm.LSTM with the weights of stacked Keras LSTM layers (inverse of to_keras).
 
     Inputs:
-    - layers: one item per layer, each the list of arrays that the Keras
-      layer's ``get_weights()`` returns (or the layer itself):
-      [kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,)], the bias
-      optional; for ``bidirectional`` the forward layer's arrays, then the
-      backward layer's
-    - bidirectional: whether the items come from keras.layers.Bidirectional
+    - layers: one of
+      - to_keras's output: one item per layer, each the list of arrays that
+        the Keras layer's ``get_weights()`` returns: [kernel (I, 4H),
+        recurrent_kernel (H, 4H), bias (4H,)], the bias optional; for
+        ``bidirectional`` the forward layer's arrays, then the backward
+        layer's;
+      - a Keras LSTM layer, or a Keras Bidirectional layer around one (then
+        ``bidirectional`` is inferred), or a list of such layers, stacked;
+      - a Keras model whose LSTM (or Bidirectional) layers follow one another
+        in ``model.layers``: those layers, in that order (other layers, such
+        as a Dense head after them, are not part of the LSTM).
+      Keras layers must be built, with tanh and sigmoid activations, and
+      Bidirectional ones with merge_mode "concat".
+    - bidirectional: whether the arrays come from keras.layers.Bidirectional
+      (with Keras layers it is read from the layers)
     - dtype: float32 or float64
     - batch_first: the returned LSTM takes (N, T, I) input, as Keras does
 
     Keras's one bias goes into bias_ih_l{k}, and bias_hh_l{k} is zero (only
-    their sum matters). Raises ValueError for arrays of inconsistent shapes.
+    their sum matters). Raises ValueError for anything else than the above
+    (the message says what is accepted) and for arrays of inconsistent shapes.
     """
+    stack = _keras_layers(layers)
+    if stack is not None:
+        kinds = {_keras_class(layer) for layer in stack}
+        if len(kinds) > 1:
+            raise ValueError("from_keras: the layers mix LSTM and Bidirectional; npylstm's layers "
+                             "are all one or all the other")
+        if bidirectional and kinds == {"LSTM"}:
+            raise ValueError("from_keras: bidirectional=True, but the Keras layers are LSTM "
+                             "layers, not Bidirectional ones")
+        bidirectional = kinds == {"Bidirectional"}
+        layers = [layer.get_weights() for layer in stack]
     D = 2 if bidirectional else 1
-    items = [item.get_weights() if hasattr(item, "get_weights") else list(item) for item in layers]
+    items = [list(item) for item in layers]
     if not items:
         raise ValueError("from_keras: expected at least one layer, got none")
     per_direction = len(items[0]) // D
@@ -439,6 +537,25 @@ def export_onnx(module, path, *, initial_state=False):
     return str(path)
 
 
+def _onnx_variant(model, helper, path):
+    """The variant options of the graph's LSTM nodes: peephole (a P input), input_forget, clip.
+
+    export_onnx gives every layer the same options; a graph whose nodes differ is refused."""
+    found = []
+    for node in model.graph.node:
+        if node.op_type == "LSTM":
+            attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            clip = attributes.get("clip")
+            found.append(dict(peephole=len(node.input) > 7 and node.input[7] != "",
+                              input_forget=bool(attributes.get("input_forget", 0)),
+                              clip=None if clip is None else float(clip)))
+    if not found:
+        raise ValueError(f"load_onnx: {path} has no LSTM node")
+    if any(options != found[0] for options in found):
+        raise ValueError(f"load_onnx: the LSTM nodes of {path} differ in their options: {found}")
+    return found[0]
+
+
 def load_onnx(path):
     """The npylstm.LSTM (or LSTMRegressor) stored in a file that export_onnx wrote.
 
@@ -464,13 +581,22 @@ def load_onnx(path):
         kind = config.pop("module")
         dtype = np.dtype(config.pop("dtype"))
         output_size = config.pop("output_size", None)
-        variant = {k: config.pop(k) for k in ("peephole", "input_forget", "clip") if k in config}
+        recorded = {k: config.pop(k) for k in ("peephole", "input_forget", "clip") if k in config}
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"load_onnx: could not read the {METADATA_KEY!r} metadata of {path}: "
                          f"{error!r}") from None
+    variant = _onnx_variant(model, helper, path)
+    if recorded:
+        # ONNX stores clip as a float32 attribute; the metadata keeps the exact value.
+        same = dict(recorded, clip=None if recorded.get("clip") is None
+                    else float(np.float32(recorded["clip"])))
+        if same != variant:
+            raise ValueError(f"load_onnx: the LSTM nodes of {path} say {variant}, its "
+                             f"{METADATA_KEY!r} metadata says {recorded}")
+        variant["clip"] = recorded.get("clip")
     if kind == "LSTMRegressor":
         module = LSTMRegressor(config["input_size"], config["hidden_size"], output_size,
-                               config["num_layers"], dtype=dtype)
+                               config["num_layers"], dtype=dtype, **variant)
         lstm, prefix = module.lstm, "lstm."
     elif kind == "LSTM":
         lstm = module = LSTM(**config, dtype=dtype, **variant)

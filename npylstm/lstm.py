@@ -101,6 +101,22 @@ class LSTM(Module):
     def _Hout(self):
         return self.proj_size or self.hidden_size
 
+    def layer_weights(self, layer=0, direction=0):
+        """The arrays and options of one layer and direction, as keyword arguments.
+
+        What ``functional.lstm_cell_forward`` and ``lstm_layer_forward`` take:
+        weight_ih, weight_hh, bias_ih, bias_hh, weight_hr (None where absent),
+        and for a variant LSTM its options (peephole vectors, input_forget,
+        clip, ablate). The arrays are the parameters' own, not copies.
+        direction: 0 forward, 1 reverse (bidirectional only). Out of range: ValueError.
+        """
+        for name, value, count in (("layer", layer, self.num_layers), ("direction", direction, self._D)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                    or not 0 <= value < count:
+                raise ValueError(f"{name} must be an integer in [0, {count}) for {self!r}, "
+                                 f"got {value!r}")
+        return self._weights(int(layer), int(direction))
+
     def _weights(self, k, d):
         """The arrays of layer k, direction d, as keyword arguments of the layer functions."""
         suffix = f"_l{k}" + ("_reverse" if d else "")

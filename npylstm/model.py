@@ -8,6 +8,8 @@ With ``lengths`` each sequence is read at its own last step,
 
 Shapes: T steps, N batch, I input size, H hidden size.
 """
+import copy
+
 import numpy as np
 
 from .linear import Linear
@@ -16,39 +18,62 @@ from .module import NO_CACHE, Module, as_real, check_dtype, check_shape, is_grad
 
 
 class LSTMRegressor(Module):
-    """LSTM(input_size, hidden_size, num_layers) + Linear(hidden_size, output_size).
+    """LSTM(input_size, hidden_size, num_layers, **lstm_options) + Linear(hidden_size, output_size).
 
     Submodules ``lstm`` and ``linear``; the state_dict keys are those of the
     seed's torch model (lstm.weight_ih_l0, ..., linear.weight, linear.bias).
     Both start with torch's default initialisation, drawn from one generator
     made from ``rng``; ``init_like_seed`` then gives the seed's linear layer.
+
+    ``lstm_options`` are the LSTM's variants: ``peephole``, ``input_forget``,
+    ``clip`` and ``ablate`` (npylstm.LSTM); any other keyword is a TypeError.
+    With peepholes the Linear still draws the numbers it would draw without
+    them, so variants built from the same ``rng`` start from the same weights
+    and differ only in their extra parameters (the study compares them so).
     """
 
+    LSTM_OPTIONS = ("peephole", "input_forget", "clip", "ablate")
+
     def __init__(self, input_size=1, hidden_size=100, output_size=1, num_layers=1, *,
-                 dtype=np.float32, rng=None):
+                 dtype=np.float32, rng=None, **lstm_options):
         super().__init__()
+        unknown = sorted(set(lstm_options) - set(self.LSTM_OPTIONS))
+        if unknown:
+            raise TypeError(f"LSTMRegressor got unexpected keyword arguments {unknown}; "
+                            f"the LSTM options it takes are {', '.join(self.LSTM_OPTIONS)}")
         self.dtype = check_dtype(dtype)
         rng = np.random.default_rng(rng)       # one stream for both, so they draw different values
-        self.lstm = LSTM(input_size, hidden_size, num_layers, dtype=dtype, rng=rng)
-        self.linear = Linear(hidden_size, output_size, dtype=dtype, rng=rng)
+        linear_rng = rng
+        if lstm_options.get("peephole"):
+            # The peepholes are drawn after the LSTM's other weights; the Linear
+            # continues the stream where a plain LSTM would have left it.
+            linear_rng = copy.deepcopy(rng)
+            LSTM(input_size, hidden_size, num_layers, dtype=dtype, rng=linear_rng)
+        self.lstm = LSTM(input_size, hidden_size, num_layers, dtype=dtype, rng=rng, **lstm_options)
+        self.linear = Linear(hidden_size, output_size, dtype=dtype, rng=linear_rng)
+        self.state = None
         self._cache = None
 
     def __repr__(self):
         return f"LSTMRegressor(\n  (lstm): {self.lstm!r}\n  (linear): {self.linear!r}\n)"
 
-    def forward(self, x_seq, lengths=None):
+    def forward(self, x_seq, lengths=None, hx=None):
         """Predict one value per sequence from its last (valid) step.
 
         Inputs:
         - x_seq: (T, N, I), time-major as in the seed
         - lengths: None, or (N,) integers in 1..T; sequence b is read at step lengths[b]-1
+        - hx: None (zeros) or (h_0, c_0), as the LSTM takes it: (L, N, H) each
 
         Returns:
         - pred: (N, output_size)
+
+        ``self.state`` is then the LSTM's final state (h_n, c_n), (L, N, H) each:
+        pass it as the next call's ``hx`` to continue a stream.
         """
         x_seq = as_real("LSTMRegressor", "x_seq", x_seq, self.dtype)
         check_shape("LSTMRegressor", "x_seq", x_seq, ("T", "N", self.lstm.input_size))
-        output, _ = self.lstm(x_seq, lengths=lengths)              # (T, N, H)
+        output, self.state = self.lstm(x_seq, hx, lengths=lengths)  # (T, N, H)
         T, N = output.shape[:2]
         if lengths is None:
             steps = np.full(N, T - 1)

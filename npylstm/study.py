@@ -18,7 +18,6 @@ import argparse
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -31,10 +30,10 @@ import numpy as np
 
 from . import tasks
 from .argtypes import at_least, fraction, positive_float
+from .files import cannot_write, make_folder, write_json
 from .functional.cell import lstm_cell_backward, lstm_cell_forward
 from .gates import cell_weights
 from .loss import MSELoss
-from .lstm import LSTM
 from .model import LSTMRegressor
 from .module import no_grad
 from .optim import Adam
@@ -160,27 +159,12 @@ def make_model(config, variant, seed):
     """LSTMRegressor whose LSTM is the variant; the same seed gives every variant the same start.
 
     The seed's generator draws the LSTM's weights (peepholes last, when the
-    variant has them) and then the Linear, so V and NP share all but the peepholes.
+    variant has them) and then the Linear, which LSTMRegressor draws as if there
+    were no peepholes, so V and NP share all but the peepholes.
     """
     I = {"adding": 2, "continual": 3, "sine": 1}[config.task]
-    H = config.hidden_size
-    model = LSTMRegressor(I, H, 1, rng=np.random.default_rng([seed, 0]))
-    if VARIANTS[variant]:
-        model.lstm = LSTM(I, H, rng=np.random.default_rng([seed, 0]), **VARIANTS[variant])
-    return model
-
-
-def predict(model, x, hx=None):
-    """Prediction at the last step, and the final state: (N, 1), (h_n, c_n)."""
-    output, state = model.lstm(x, hx)                              # (T, N, H)
-    return model.linear(output[-1]), state
-
-
-def backward(model, grad_pred):
-    """Backward of ``predict``: the prediction reads h_n, so its gradient enters as grad_h_n."""
-    grad_h = model.linear.backward(grad_pred)                      # (N, H)
-    zeros = np.zeros((1,) + grad_h.shape, grad_h.dtype)
-    model.lstm.backward(None, (grad_h[None], zeros))
+    return LSTMRegressor(I, config.hidden_size, 1, rng=np.random.default_rng([seed, 0]),
+                         **VARIANTS[variant])
 
 
 def evaluate(config, model, x, y):
@@ -189,12 +173,15 @@ def evaluate(config, model, x, y):
     model.eval()
     with no_grad():
         if config.task == "continual":
-            output, _ = model.lstm(x)                              # (E*T, N, H)
+            # The streams episode by episode, the state carried over; the
+            # answer at each episode's last step is scored, after the warm-up.
             T = config.seq_len
-            pred = model.linear(output[2 * T - 1::T])              # (E-1, N, 1), no warm-up
+            model(x[:T])
+            pred = np.stack([model(x[e * T:(e + 1) * T], hx=model.state)
+                             for e in range(1, len(y))])            # (E-1, N, 1)
             y = y[1:]
         else:
-            pred, _ = predict(model, x)                            # (N, 1)
+            pred = model(x)                                        # (N, 1)
     model.train()
     error = pred - y
     return (float(np.mean(error ** 2)), float(np.max(np.abs(error))),
@@ -297,14 +284,14 @@ def train_model(config, variant, seed):
         x, y = make_batch(config, config.batch_size, rng)
         if config.task == "continual":
             y = y[0]                                           # (N, 1): one episode
-        pred, state = predict(model, x, state)
+        pred = model(x, hx=state)
         optimizer.param_groups[0]["lr"] = learning_rate(config, step)
         optimizer.zero_grad()
         criterion(pred, y)
-        backward(model, criterion.backward())
+        model.backward(criterion.backward())
         optimizer.step()
-        if config.task != "continual":
-            state = None
+        if config.task == "continual":
+            state = model.state          # carried to the next episode; no gradient through it
     final_mse, max_error, within = evaluate(config, model, test_x, test_y)
     finite = math.isfinite(final_mse)
     grad_h, grad_c = gradient_flow(model, test_x[:, :GRADFLOW_SIZE],
@@ -562,8 +549,9 @@ def format_table(results):
     """The closing table: variants sorted by median final MSE.
 
     "within" is the median over seeds of the share of test answers within
-    SOLVED_ERROR ("solved" needs all of them); "x V" is the geometric mean over seeds of the final MSE's ratio to V's,
-    "p" the two-sided p of the paired t-test on log10 of the final MSE
+    SOLVED_ERROR ("solved" needs all of them); "x V" is the geometric mean
+    over seeds of the final MSE's ratio to V's, "p" the two-sided p of the
+    paired t-test on log10 of the final MSE
     (``compare_with_reference``); * marks p < 0.05.
     """
     def number(value):
@@ -777,11 +765,14 @@ def _variant_list(text):
     return names
 
 
+PROG = "python -m npylstm.study"
+
+
 def build_parser():
     """The argparse parser of ``python -m npylstm.study``; its defaults are StudyConfig's."""
     d = StudyConfig()
     p = argparse.ArgumentParser(
-        prog="python -m npylstm.study",
+        prog=PROG,
         description="Train Greff et al.'s LSTM variants on a memory task and write "
                     "results.json, curves.png, final.png, gradflow.png and gates.png into --out.",
         epilog="Variants: " + "; ".join(f"{k}: {v}" for k, v in DESCRIPTIONS.items()))
@@ -816,11 +807,8 @@ def build_parser():
 
 def write_outputs(results, out, plots=True):
     """results.json and (with ``plots``) the pictures into ``out``; returns the names written."""
-    from .checkpoint import atomic_write
-
-    os.makedirs(out, exist_ok=True)
-    atomic_write(os.path.join(out, "results.json"),
-                 lambda f: f.write((json.dumps(results, indent=1) + "\n").encode()))
+    make_folder(out)
+    write_json(os.path.join(out, "results.json"), results)
     if not plots:
         return ["results.json"]
     plot_curves(results, os.path.join(out, "curves.png"))
@@ -839,11 +827,9 @@ def main(argv=None):
     names = {f.name for f in dataclasses.fields(StudyConfig)}
     config = StudyConfig(**{k: v for k, v in vars(args).items() if k in names}).validate()
     try:
-        os.makedirs(args.out, exist_ok=True)
+        make_folder(args.out)
     except OSError as err:
-        print(f"python -m npylstm.study: error: cannot create the output folder {args.out!r}: "
-              f"{err.strerror}", file=sys.stderr)
-        return 1
+        return cannot_write(PROG, err)
     if not args.quiet:
         print(f"{len(config.variants)} variants x {config.seeds} seeds on {config.task} "
               f"(T={config.seq_len}, H={config.hidden_size}, {config.steps} steps of "
@@ -852,9 +838,7 @@ def main(argv=None):
     try:
         written = write_outputs(results, args.out, plots=not args.no_plots)
     except OSError as err:
-        print(f"python -m npylstm.study: error: cannot write into {args.out!r}: {err}",
-              file=sys.stderr)
-        return 1
+        return cannot_write(PROG, err)
     if not args.quiet:
         print()
         print(format_table(results))

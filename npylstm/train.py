@@ -12,7 +12,6 @@ Shapes: T = seq_len steps, N windows.
 """
 import argparse
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -23,7 +22,9 @@ from typing import List, Optional
 import numpy as np
 
 from . import data as sine
-from .checkpoint import CheckpointError, atomic_write, load_checkpoint, save_checkpoint
+from .argtypes import DTYPES, at_least, fail, positive_float
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .files import cannot_write, make_folder, write_json
 from .clip import clip_grad_norm_
 from .loss import MSELoss
 from .model import LSTMRegressor, closed_loop_forecast, init_like_seed
@@ -252,40 +253,43 @@ def train(cfg=None, *, init_state=None, resume=None):
 
 # ----------------------------------------------------------------------------- command line
 
+PROG = "python -m npylstm.train"
+
+
 def build_parser():
     """The argparse parser of ``python -m npylstm.train``; its defaults are TrainConfig's."""
     d = TrainConfig()
     p = argparse.ArgumentParser(
-        prog="python -m npylstm.train",
+        prog=PROG,
         description="Train LSTM + Linear on a sine wave (the seed notebook's experiment) and "
                     "write metrics.json, loss.png, prediction.png and model.npz into --out.")
     data = p.add_argument_group("data")
-    data.add_argument("--num-points", type=int, default=d.num_points, metavar="N",
+    data.add_argument("--num-points", type=at_least(1), default=d.num_points, metavar="N",
                       help="points of the sine wave (default %(default)s)")
-    data.add_argument("--period", type=float, default=d.period,
+    data.add_argument("--period", type=positive_float, default=d.period,
                       help="period of the sine wave, in points (default %(default)s)")
-    data.add_argument("--seq-len", type=int, default=d.seq_len, metavar="L",
+    data.add_argument("--seq-len", type=at_least(1), default=d.seq_len, metavar="L",
                       help="steps per input window (default %(default)s)")
-    data.add_argument("--num-valid", type=int, default=d.num_valid, metavar="V",
+    data.add_argument("--num-valid", type=at_least(1), default=d.num_valid, metavar="V",
                       help="last windows held out for validation (default %(default)s)")
     model = p.add_argument_group("model and training")
-    model.add_argument("--hidden-size", type=int, default=d.hidden_size, metavar="H",
+    model.add_argument("--hidden-size", type=at_least(1), default=d.hidden_size, metavar="H",
                        help="default %(default)s")
-    model.add_argument("--num-layers", type=int, default=d.num_layers, metavar="K",
+    model.add_argument("--num-layers", type=at_least(1), default=d.num_layers, metavar="K",
                        help="stacked LSTM layers (default %(default)s)")
-    model.add_argument("--epochs", type=int, default=d.epochs, metavar="E",
+    model.add_argument("--epochs", type=at_least(1), default=d.epochs, metavar="E",
                        help="total epochs, counting those of a resumed run (default %(default)s)")
-    model.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default %(default)s)")
-    model.add_argument("--batch-size", type=int, default=d.batch_size, metavar="B",
+    model.add_argument("--lr", type=positive_float, default=d.lr, help="Adam learning rate (default %(default)s)")
+    model.add_argument("--batch-size", type=at_least(1), default=d.batch_size, metavar="B",
                        help="shuffled mini-batches of B windows (default: full batch)")
-    model.add_argument("--clip", type=float, default=d.clip, metavar="MAX_NORM",
+    model.add_argument("--clip", type=positive_float, default=d.clip, metavar="MAX_NORM",
                        help="clip the total gradient norm to MAX_NORM (default: no clipping)")
-    model.add_argument("--seed", type=int, default=d.seed, help="initialisation and batch order "
+    model.add_argument("--seed", type=at_least(0), default=d.seed, help="initialisation and batch order "
                                                                 "(default %(default)s)")
-    model.add_argument("--dtype", default=d.dtype, choices=["float32", "float64"],
+    model.add_argument("--dtype", default=d.dtype, choices=DTYPES,
                        help="default %(default)s")
     out = p.add_argument_group("output")
-    out.add_argument("--forecast", type=int, default=d.forecast, metavar="K",
+    out.add_argument("--forecast", type=at_least(0), default=d.forecast, metavar="K",
                      help="also forecast K steps past the data, feeding predictions back in")
     out.add_argument("--out", default=os.path.join("runs", "sine"), metavar="DIR",
                      help="output folder (default %(default)s)")
@@ -296,7 +300,7 @@ def build_parser():
     out.add_argument("--plot-gates", action="store_true",
                      help="also draw the gates of layer 0 over the last validation window "
                           "into gates.png")
-    out.add_argument("--log-every", type=int, default=d.log_every, metavar="E",
+    out.add_argument("--log-every", type=at_least(0), default=d.log_every, metavar="E",
                      help="print the loss every E epochs (default %(default)s)")
     out.add_argument("--quiet", action="store_true", help="print nothing")
     return p
@@ -308,12 +312,6 @@ def _config_from_args(args):
     if args.quiet:
         cfg.log_every = 0
     return cfg
-
-
-def _fail(message):
-    """One line on stderr and exit status 1: for problems that are not argument syntax."""
-    print(f"python -m npylstm.train: error: {message}", file=sys.stderr)
-    return 1
 
 
 def metrics_of(result):
@@ -347,8 +345,7 @@ def write_outputs(result, out, plots=True, gates=False):
     (with ``gates``) gates.png into ``out``; returns the names written."""
     cfg = result.config
     metrics = metrics_of(result)
-    atomic_write(os.path.join(out, "metrics.json"),
-                 lambda f: f.write((json.dumps(metrics, indent=2) + "\n").encode()))
+    write_json(os.path.join(out, "metrics.json"), metrics)
     save_checkpoint(os.path.join(out, "model.npz"), result.model, result.optimizer,
                     len(result.losses), result.losses, dataclasses.asdict(cfg))
     written = ["metrics.json", "model.npz"]
@@ -379,7 +376,7 @@ def main(argv=None):
         try:
             saved = load_checkpoint(args.resume)["config"]
         except CheckpointError as err:
-            return _fail(str(err))
+            return fail(PROG, str(err))
         parser.set_defaults(**{k: v for k, v in saved.items() if k in RESUME_FIELDS})
         args = parser.parse_args(argv)
     cfg = _config_from_args(args)
@@ -389,17 +386,17 @@ def main(argv=None):
         parser.error(f"argument --{err.field.replace('_', '-')}: {err.message}")
 
     try:
-        os.makedirs(args.out, exist_ok=True)
+        make_folder(args.out)
     except OSError as err:
-        return _fail(f"cannot create the output folder {args.out!r}: {err.strerror}")
+        return cannot_write(PROG, err)
     try:
         result = train(cfg, resume=args.resume)
     except CheckpointError as err:
-        return _fail(str(err))
+        return fail(PROG, str(err))
     try:
         written = write_outputs(result, args.out, plots=not args.no_plots, gates=args.plot_gates)
     except OSError as err:
-        return _fail(f"cannot write into {args.out!r}: {err}")
+        return cannot_write(PROG, err)
 
     if not args.quiet:
         print("Finished Training")

@@ -88,6 +88,7 @@ def _where(error):
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
 
 
+@pytest.mark.reference                   # the blocks import torch, keras, onnx
 @pytest.mark.parametrize("path, number", _cases())
 def test_python_block_runs(path, number, tmp_path_factory, monkeypatch):
     workdir = tmp_path_factory.getbasetemp() / ("docs-" + path.stem)

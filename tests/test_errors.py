@@ -107,7 +107,15 @@ def test_lstm_bad_constructor_arguments(kwargs):
 
 @pytest.mark.parametrize("dropout", [0.0, 1.0, 0, 1])
 def test_lstm_dropout_bounds_are_valid(dropout):
-    npylstm.LSTM(3, 4, 2, dropout=dropout)
+    lstm = npylstm.LSTM(3, 4, 2, dropout=dropout, dtype=np.float64, rng=0)
+    assert lstm.dropout == dropout and isinstance(lstm.dropout, float)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    out, _ = lstm(x)
+    assert out.shape == (5, 2, 4) and np.all(np.isfinite(out))
+    if dropout == 1:     # layer 1 sees only zeros: its output is that of a zero input
+        lstm.eval()
+        lstm.weight_ih_l1.data[...] = 0
+        np.testing.assert_array_equal(out, lstm(x)[0])
 
 
 @pytest.mark.parametrize("make", [

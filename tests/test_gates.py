@@ -123,3 +123,58 @@ def test_units_are_ordered_by_change_at_the_marked_steps():
     assert order_by_change(record, [1]).tolist()[0] == 2
     assert order_by_change(record, [3]).tolist()[0] == 0
     assert order_by_change(record, None).tolist() == [2, 0, 1]
+
+
+@pytest.mark.parametrize("proj_size", [0, 3])
+def test_every_layer_and_direction_reproduces_the_fast_path(x, proj_size):
+    """The plain cell, layer by layer, against lstm_layer_forward: the outputs of layer k (from
+    an LSTM cut to k + 1 layers) and the final states h_n, c_n, entry D*k + d. The reverse
+    direction's rows are in input time order, so its final state is row 0."""
+    L, D = 3, 2
+    Hout = proj_size or H
+    deep = make_lstm(num_layers=L, bidirectional=True, proj_size=proj_size)
+    rng = np.random.default_rng(4)
+    hx = (rng.standard_normal((D * L, 1, Hout)), rng.standard_normal((D * L, 1, H)))
+    _, (h_n, c_n) = deep(x[:, None], hx)
+    for k in range(L):
+        cut = npylstm.LSTM(I, H, k + 1, bidirectional=True, proj_size=proj_size, dtype=np.float64)
+        cut.load_state_dict({n: v for n, v in deep.state_dict().items()
+                             if int(n.split("_l")[1].split("_")[0]) <= k})
+        output, _ = cut(x[:, None], (hx[0][:D * (k + 1)], hx[1][:D * (k + 1)]))   # (T, 1, D*Hout)
+        for d in range(D):
+            rec = record_gates(deep, x, hx, layer=k, direction=d)
+            where = f"layer {k}, direction {d}"
+            assert rec["h"].shape == (T, Hout) and rec["c"].shape == (T, H)
+            np.testing.assert_allclose(rec["h"], output[:, 0, d * Hout:(d + 1) * Hout], rtol=0,
+                                       atol=1e-13, err_msg=f"h, {where}")
+            last = T - 1 if d == 0 else 0                       # the step visited last
+            np.testing.assert_allclose(rec["h"][last], h_n[D * k + d, 0], rtol=0, atol=1e-13,
+                                       err_msg=f"h_n, {where}")
+            np.testing.assert_allclose(rec["c"][last], c_n[D * k + d, 0], rtol=0, atol=1e-13,
+                                       err_msg=f"c_n, {where}")
+
+
+def test_the_reverse_direction_reads_its_input_backwards(x):
+    """Row t of the reverse record is the forward record of the time-reversed input, row T-1-t."""
+    lstm = make_lstm(bidirectional=True)
+    forward_twin = npylstm.LSTM(I, H, dtype=np.float64)
+    forward_twin.load_state_dict({n.replace("_reverse", ""): v for n, v in lstm.state_dict().items()
+                                  if n.endswith("_reverse")})
+    backward = record_gates(lstm, x, direction=1)
+    flipped = record_gates(forward_twin, x[::-1])
+    for name in backward:
+        np.testing.assert_array_equal(backward[name], flipped[name][::-1], err_msg=name)
+
+
+@pytest.mark.parametrize("where, options", [
+    (dict(layer=2), dict(num_layers=2)),
+    (dict(layer=-1), dict(num_layers=2)),
+    (dict(layer=True), dict(num_layers=2)),
+    (dict(layer=0.0), dict()),
+    (dict(direction=1), dict(num_layers=2)),
+    (dict(direction=2), dict(bidirectional=True)),
+])
+def test_a_layer_or_direction_out_of_range_is_a_value_error(x, where, options):
+    name = next(iter(where))
+    with pytest.raises(ValueError, match=f"{name} must be an integer in"):
+        record_gates(make_lstm(**options), x, **where)

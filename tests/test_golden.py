@@ -16,6 +16,8 @@ import torch
 import npylstm
 from npylstm import golden
 
+pytestmark = pytest.mark.reference
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -246,6 +248,24 @@ def test_check_of_a_missing_results_folder_exits_2_in_one_line(tmp_path):
         f"ERROR: results folder {tmp_path / 'nowhere'} does not exist"]
 
 
+@pytest.mark.parametrize("keep", ["inputs only", "no arrays"])
+def test_a_check_that_compares_nothing_exits_2_and_says_so(tmp_path, keep):
+    """A manifest without output or gradient arrays is an error, never "OK: all 0 arrays"."""
+    write(tmp_path / "g")
+    copy_results(tmp_path / "g", tmp_path / "r")
+    path = tmp_path / "g" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["arrays"] = [e for e in manifest["arrays"]
+                          if keep == "inputs only" and e["role"] not in ("output", "gradient")]
+    assert manifest["arrays"] or keep == "no arrays"
+    path.write_text(json.dumps(manifest))
+    result = cli("check", tmp_path / "g", tmp_path / "r")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines() == [
+        f"ERROR: {path} lists no output or gradient arrays, so nothing was compared"]
+    assert "Traceback" not in result.stderr
+
+
 def test_a_peephole_bundle_agrees_with_onnx_and_finite_differences(tmp_path):
     """torch has no peepholes: the forward is checked against ONNX's reference LSTM, and
     the peephole gradients against central differences of the forward."""
@@ -300,3 +320,40 @@ def test_cli_options_reach_the_lstm(tmp_path):
     assert {e["dtype"] for e in manifest["arrays"] if e["name"] != "lengths"} == {"float32"}
     assert all(e["file"].endswith(".json") for e in manifest["arrays"])
     assert cli("check", tmp_path / "g", tmp_path / "g").returncode == 0
+
+
+@pytest.mark.parametrize("where", ["parent is a file", "manifest.json is a folder"])
+def test_a_failed_write_exits_1_in_one_line(where, tmp_path):
+    """No traceback and no half-written file: the path that could not be written, and why.
+    (Not a read-only folder: the tests may run as root, who writes anywhere.)"""
+    (tmp_path / "file").write_text("x")
+    if where == "parent is a file":
+        target, failing = tmp_path / "file" / "g", tmp_path / "file" / "g"
+    else:
+        target = tmp_path / "g"
+        (target / "manifest.json").mkdir(parents=True)          # os.replace cannot replace it
+        failing = target / "manifest.json"
+    result = cli("write", target)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == [
+        f"python -m npylstm.golden: error: cannot write {failing}: "
+        + ("Not a directory" if where == "parent is a file" else "Is a directory")], result.stderr
+    if target.is_dir():
+        assert not [p.name for p in target.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_write_bundle_is_atomic_per_file(tmp_path, monkeypatch):
+    """A write that fails half way leaves the previous file whole and no temporary file."""
+    write(tmp_path / "g")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "g").iterdir()}
+
+    def broken_save(file, value, allow_pickle=False):
+        file.write(b"half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(golden.np, "save", broken_save)
+    with pytest.raises(OSError) as err:
+        write(tmp_path / "g", seed=1)
+    assert err.value.filename == str(tmp_path / "g" / "input.npy") and err.value.errno == 28
+    assert {p.name: p.read_bytes() for p in (tmp_path / "g").iterdir()} == before

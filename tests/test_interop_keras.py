@@ -15,7 +15,8 @@ from npylstm import interop
 F32_TOL = 1e-5
 
 # Keras's variables warn under numpy 2 on np.array(variable); not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [pytest.mark.reference,
+              pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
 
 
 def numpy(tensor):
@@ -102,9 +103,13 @@ def test_from_keras_of_to_keras_gives_the_same_lstm(options):
         np.testing.assert_array_equal(back.bias_hh_l0.data, 0)
 
 
+@pytest.mark.parametrize("given", ["the layer", "a list of it", "its get_weights()"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["LSTM", "Bidirectional"])
-def test_keras_own_random_weights_through_from_keras_match_keras(bidirectional):
-    """Keras's initialisation (glorot kernel, orthogonal recurrent kernel, forget bias 1)."""
+def test_keras_own_random_weights_through_from_keras_match_keras(bidirectional, given):
+    """Keras's initialisation (glorot kernel, orthogonal recurrent kernel, forget bias 1).
+
+    A layer (or a list of layers) says itself whether it is Bidirectional; arrays need
+    ``bidirectional=`` to be given."""
     N, T, I, H = 2, 7, 3, 6
     keras.utils.set_random_seed(0)
     layer = keras.layers.LSTM(H, return_sequences=True, return_state=True)
@@ -113,13 +118,95 @@ def test_keras_own_random_weights_through_from_keras_match_keras(bidirectional):
     x = np.random.default_rng(3).standard_normal((N, T, I)).astype(np.float32)
     k_out, k_states = run_keras([layer], x)
 
-    lstm = interop.from_keras([layer], bidirectional=bidirectional, dtype=np.float64,
-                              batch_first=True)
+    if given == "the layer":
+        lstm = interop.from_keras(layer, dtype=np.float64, batch_first=True)
+    elif given == "a list of it":
+        lstm = interop.from_keras([layer], dtype=np.float64, batch_first=True)
+    else:
+        lstm = interop.from_keras([layer.get_weights()], bidirectional=bidirectional,
+                                  dtype=np.float64, batch_first=True)
+    assert lstm.bidirectional == bidirectional and lstm.num_layers == 1
     out, (h_n, c_n) = lstm(x)
     assert_near("output", k_out, out)
     for j in range(h_n.shape[0]):
         assert_near(f"h_n[{j}]", k_states[2 * j], h_n[j])
         assert_near(f"c_n[{j}]", k_states[2 * j + 1], c_n[j])
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["LSTM", "Bidirectional"])
+@pytest.mark.parametrize("build", ["Sequential", "functional"])
+def test_from_keras_of_a_model_takes_its_stacked_lstm_layers(bidirectional, build):
+    """A model with a Dense head: from_keras takes the LSTM layers, which give Keras's features."""
+    N, T, I, H = 2, 6, 3, 5
+    keras.utils.set_random_seed(1)
+    wrap = keras.layers.Bidirectional if bidirectional else (lambda layer: layer)
+    first, second = wrap(keras.layers.LSTM(H, return_sequences=True)), wrap(keras.layers.LSTM(H))
+    head = keras.layers.Dense(1)
+    if build == "Sequential":
+        model = keras.Sequential([keras.Input((T, I)), first, second, head])
+    else:
+        inputs = keras.Input((T, I))
+        model = keras.Model(inputs, head(second(first(inputs))))
+    x = np.random.default_rng(4).standard_normal((N, T, I)).astype(np.float32)
+    features = numpy(second(first(x)))                   # (N, D*H): the last step of the stack
+
+    lstm = interop.from_keras(model, dtype=np.float64, batch_first=True)
+    assert (lstm.num_layers, lstm.bidirectional, lstm.hidden_size) == (2, bidirectional, H)
+    output, (h_n, _) = lstm(x)
+    if bidirectional:   # Keras's last step: forward h after step T, backward h after its run (t=0)
+        assert_near("features", features, np.concatenate([h_n[2], h_n[3]], axis=1))
+    else:
+        assert_near("features", features, output[:, -1])
+
+
+def built(layer, I=3):
+    """A Keras layer, called once on (1, 4, I) zeros so that it has its weights."""
+    layer(np.zeros((1, 4, I), np.float32))
+    return layer
+
+
+def seq_lstm(**options):
+    return built(keras.layers.LSTM(4, return_sequences=True, **options))
+
+
+ACCEPTS = "from_keras accepts to_keras's output"
+# name: (a call of from_keras on something it must refuse, the message it must give)
+REFUSED = {
+    "an array": (lambda: interop.from_keras(np.zeros((3, 16))), ACCEPTS),
+    "one layer's arrays without the outer list":
+        (lambda: interop.from_keras(interop.to_keras(npylstm.LSTM(3, 4))[0]), ACCEPTS),
+    "a Dense layer": (lambda: interop.from_keras(built(keras.layers.Dense(2))), ACCEPTS),
+    "a list with a Dense layer":
+        (lambda: interop.from_keras([seq_lstm(), built(keras.layers.Dense(2), I=4)]), ACCEPTS),
+    "a string": (lambda: interop.from_keras("lstm"), ACCEPTS),
+    "a model without LSTM": (lambda: interop.from_keras(
+        keras.Sequential([keras.Input((4, 3)), keras.layers.Dense(2)])), "has no LSTM"),
+    "a model with a layer between its LSTMs": (lambda: interop.from_keras(
+        keras.Sequential([keras.Input((4, 3)), keras.layers.LSTM(4, return_sequences=True),
+                          keras.layers.Dense(4), keras.layers.LSTM(4)])), "not stacked"),
+    "a stack on a layer without sequences": (lambda: interop.from_keras(
+        [built(keras.layers.LSTM(4)), seq_lstm()]), "return_sequences=False"),
+    "LSTM and Bidirectional mixed": (lambda: interop.from_keras(
+        [seq_lstm(), built(keras.layers.Bidirectional(keras.layers.LSTM(4, return_sequences=True)),
+                           I=4)]), "mix LSTM and Bidirectional"),
+    "bidirectional=True for an LSTM layer":
+        (lambda: interop.from_keras(seq_lstm(), bidirectional=True), "not Bidirectional"),
+    "merge_mode sum": (lambda: interop.from_keras(built(keras.layers.Bidirectional(
+        keras.layers.LSTM(4, return_sequences=True), merge_mode="sum"))), "merge_mode='sum'"),
+    "a relu activation":
+        (lambda: interop.from_keras(seq_lstm(activation="relu")), "activation='relu'"),
+    "a hard_sigmoid gate": (lambda: interop.from_keras(seq_lstm(recurrent_activation="hard_sigmoid")),
+                            "recurrent_activation='hard_sigmoid'"),
+    "go_backwards": (lambda: interop.from_keras(seq_lstm(go_backwards=True)), "go_backwards=True"),
+    "an unbuilt layer": (lambda: interop.from_keras(keras.layers.LSTM(4)), "no weights yet"),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED)
+def test_from_keras_refuses_what_it_cannot_take_and_says_what_it_accepts(case):
+    call, message = REFUSED[case]
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 def test_keras_layout_is_the_transpose_with_one_summed_bias():

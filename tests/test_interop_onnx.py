@@ -18,6 +18,8 @@ import npylstm
 from npylstm import interop
 from npylstm.model import LSTMRegressor
 
+pytestmark = pytest.mark.reference
+
 F32_TOL = 1e-5
 F64_TOL = 1e-12
 SHAPES = [(5, 2), (9, 3)]                 # (T, N)
@@ -41,8 +43,11 @@ def randomize(module, seed):
 def float64_twin(module):
     """The same module in float64: the reference for a float32 export."""
     if isinstance(module, LSTMRegressor):
+        variant = {k: v for k, v in interop._variant(module.lstm).items()
+                   if v not in (False, None, ())}
         twin = LSTMRegressor(module.lstm.input_size, module.lstm.hidden_size,
-                             module.linear.out_features, module.lstm.num_layers, dtype=np.float64)
+                             module.linear.out_features, module.lstm.num_layers, dtype=np.float64,
+                             **variant)
     else:
         variant = {k: v for k, v in interop._variant(module).items() if v not in (False, None, ())}
         twin = npylstm.LSTM(module.input_size, module.hidden_size, module.num_layers,
@@ -302,3 +307,84 @@ def test_a_missing_onnx_package_says_what_to_install(monkeypatch, tmp_path):
                  lambda: interop.load_onnx(tmp_path / "m.onnx")):
         with pytest.raises(ImportError, match=r'pip install "npylstm\[onnx\]"'):
             call()
+
+
+# Every variant ONNX's LSTM can express (peephole: the P input; input_forget and
+# clip: attributes), alone and combined. clip=0.3 is not a float32 number: the
+# ONNX attribute is float32, the exact value comes back from the metadata.
+ONNX_VARIANTS = {
+    "peephole": dict(peephole=True),
+    "input_forget": dict(input_forget=True),
+    "clip": dict(clip=0.3),
+    "peephole, input_forget": dict(peephole=True, input_forget=True),
+    "peephole, clip": dict(peephole=True, clip=2.0),
+    "input_forget, clip": dict(input_forget=True, clip=0.3),
+    "peephole, input_forget, clip": dict(peephole=True, input_forget=True, clip=1.5),
+}
+
+
+def variant_round_trip(module, tmp_path):
+    """Export, load, and check that the loaded module is the same: type, options, weights."""
+    loaded = interop.load_onnx(interop.export_onnx(module, tmp_path / "m.onnx"))
+    assert type(loaded) is type(module)
+    lstm, loaded_lstm = (module.lstm, loaded.lstm) if isinstance(module, LSTMRegressor) \
+        else (module, loaded)
+    assert interop._variant(loaded_lstm) == interop._variant(lstm)
+    assert loaded_lstm.bidirectional == lstm.bidirectional
+    assert repr(loaded) == repr(module)
+    state, loaded_state = module.state_dict(), loaded.state_dict()
+    assert list(loaded_state) == list(state)
+    for name in state:
+        assert np.array_equal(loaded_state[name], state[name]), f"{name}: values changed"
+    return loaded
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["forward", "bidirectional"])
+@pytest.mark.parametrize("options", ONNX_VARIANTS.values(), ids=ONNX_VARIANTS.keys())
+def test_load_onnx_rebuilds_every_variant_of_an_lstm(options, bidirectional, tmp_path):
+    lstm = npylstm.LSTM(3, 4, num_layers=2, bidirectional=bidirectional, dtype=np.float64,
+                        rng=0, **options)
+    randomize(lstm, seed=6)
+    loaded = variant_round_trip(lstm, tmp_path)
+    x = np.random.default_rng(1).standard_normal((6, 2, 3)) * 3      # big enough to clip
+    hx = tuple(np.random.default_rng(2).standard_normal((2 * (1 + bidirectional), 2, 4))
+               for _ in range(2))
+    output, (h_n, c_n) = lstm(x, hx)
+    loaded_output, (loaded_h_n, loaded_c_n) = loaded(x, hx)
+    np.testing.assert_array_equal(loaded_output, output)              # same process, same weights
+    np.testing.assert_array_equal(loaded_h_n, h_n)
+    np.testing.assert_array_equal(loaded_c_n, c_n)
+
+
+@pytest.mark.parametrize("options", ONNX_VARIANTS.values(), ids=ONNX_VARIANTS.keys())
+def test_load_onnx_rebuilds_every_variant_of_a_regressor(options, tmp_path):
+    model = LSTMRegressor(2, 5, 1, num_layers=2, dtype=np.float64, rng=0, **options)
+    randomize(model, seed=7)
+    loaded = variant_round_trip(model, tmp_path)
+    x = np.random.default_rng(3).standard_normal((7, 4, 2)) * 3
+    np.testing.assert_array_equal(loaded(x), model(x))
+
+
+def test_the_issue_example_keeps_its_predictions(tmp_path):
+    """issue 15: input_forget and clip were dropped on load, predictions moved by 0.0099."""
+    model = LSTMRegressor(1, 8, input_forget=True, clip=2.0, rng=0)
+    x = np.random.default_rng(0).standard_normal((20, 3, 1)).astype(np.float32) * 4
+    loaded = interop.load_onnx(interop.export_onnx(model, tmp_path / "m.onnx"))
+    assert loaded.lstm.input_forget and loaded.lstm.clip == 2.0
+    np.testing.assert_array_equal(loaded(x), model(x))
+    plain = LSTMRegressor(1, 8, rng=0)                    # what load_onnx used to build
+    plain.load_state_dict(model.state_dict())
+    assert not np.array_equal(plain(x), model(x)), "the options do not show in this test"
+
+
+def test_load_onnx_refuses_nodes_that_contradict_the_metadata(tmp_path):
+    path = interop.export_onnx(npylstm.LSTM(3, 4, input_forget=True, clip=2.0), tmp_path / "m.onnx")
+    model = onnx.load(path)
+    lstm_node = next(node for node in model.graph.node if node.op_type == "LSTM")
+    kept = [a for a in lstm_node.attribute if a.name != "input_forget"]
+    del lstm_node.attribute[:]
+    lstm_node.attribute.extend(kept)
+    onnx.save(model, path)
+    with pytest.raises(ValueError, match="LSTM nodes of .* say .*'input_forget': False.*"
+                                         "metadata says .*'input_forget': True"):
+        interop.load_onnx(path)

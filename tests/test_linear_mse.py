@@ -6,6 +6,8 @@ import torch
 import npylstm
 from helpers import _t, assert_close, randomize, torch_twin
 
+pytestmark = pytest.mark.reference
+
 
 @pytest.mark.parametrize("lead", [(), (5,), (4, 3), (2, 3, 2)])
 @pytest.mark.parametrize("bias", [True, False])

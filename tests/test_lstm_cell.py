@@ -6,6 +6,8 @@ import torch
 import npylstm
 from helpers import _t, assert_close, randomize, torch_twin
 
+pytestmark = pytest.mark.reference
+
 
 def make_cell(bias=True, I=3, H=4, seed=0, dtype=np.float64):
     rng = np.random.default_rng(seed)

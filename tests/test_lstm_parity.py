@@ -15,6 +15,8 @@ import npylstm
 from helpers import (_t, assert_close, assert_lstm_matches_torch, lstm_upstream, randomize,
                      torch_lstm_like)
 
+pytestmark = pytest.mark.reference
+
 OPTIONS = list(itertools.product(
     (1, 2),             # num_layers
     (False, True),      # bidirectional

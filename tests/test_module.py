@@ -7,6 +7,8 @@ import torch
 import npylstm
 from helpers import randomize
 
+pytestmark = pytest.mark.reference
+
 
 def lstm_options():
     return [dict(), dict(num_layers=3), dict(bidirectional=True), dict(proj_size=2),

@@ -8,6 +8,8 @@ import torch
 import npylstm
 from helpers import assert_close, randomize, torch_twin
 
+pytestmark = pytest.mark.reference
+
 
 class Pair:
     """A small LSTM + Linear regressor in npylstm and its torch twin, on fixed data."""

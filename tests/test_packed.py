@@ -20,6 +20,8 @@ from npylstm.gradcheck import check_lstm
 
 from helpers import assert_close, randomize, torch_twin
 
+pytestmark = pytest.mark.reference
+
 T, N, I, H, P = 6, 5, 3, 4, 2
 LENGTHS = np.array([4, 6, 1, 6, 2])                 # unsorted, includes 1 and T, T twice
 

@@ -144,6 +144,8 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     straight = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     resumed = json.loads((tmp_path / "split" / "metrics.json").read_text())
     assert len(resumed["losses"]) == 10
+    # Three processes, read back through JSON: a round-off tolerance, though on one machine the
+    # runs do the same arithmetic (a different one would show in float32 at 1e-7, not 1e-12).
     np.testing.assert_allclose(resumed["losses"], straight["losses"], rtol=1e-12)
     assert resumed["valid_loss"] == pytest.approx(straight["valid_loss"], rel=1e-12)
     assert resumed["config"] == straight["config"]
@@ -192,3 +194,19 @@ def test_pipeline_modules_do_not_import_matplotlib():
             "('torch', 'matplotlib')); assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_output_folder_that_cannot_be_made_exits_1_in_one_line(tmp_path):
+    (tmp_path / "file").write_text("x")
+    proc = run_cli(*TINY, "--epochs", "1", "--quiet", "--out", "file/run", cwd=tmp_path)
+    assert_clean_error(proc, status=1)
+    assert proc.stderr == ("python -m npylstm.train: error: cannot write file/run: "
+                           "Not a directory\n")
+
+
+def test_a_file_that_cannot_be_written_exits_1_in_one_line(tmp_path):
+    (tmp_path / "run" / "metrics.json").mkdir(parents=True)     # os.replace cannot replace it
+    proc = run_cli(*TINY, "--epochs", "1", "--quiet", "--out", "run", cwd=tmp_path)
+    assert_clean_error(proc, status=1)
+    assert proc.stderr == ("python -m npylstm.train: error: cannot write "
+                           f"{os.path.join('run', 'metrics.json')}: Is a directory\n")

@@ -3,9 +3,13 @@ import numpy as np
 import pytest
 import torch
 
+import npylstm
+
 from helpers import assert_close, randomize
 from npylstm.data import make_sequence_data, sine_wave, split_train_valid, time_major
 from npylstm.model import LSTMRegressor, closed_loop_forecast, init_like_seed
+
+pytestmark = pytest.mark.reference
 
 
 # ----------------------------------------------------------------------------- data
@@ -167,3 +171,49 @@ def test_closed_loop_forecast_feeds_predictions_back():
     np.testing.assert_array_equal(forecast, manual)
     assert closed_loop_forecast(model, window, 0).shape == (0,)
     assert model.training                      # left as it was
+
+
+@pytest.mark.parametrize("options", [dict(peephole=True), dict(input_forget=True, clip=2.0),
+                                     dict(ablate=("output_gate",)), dict(peephole=True, clip=1.5)])
+def test_regressor_passes_the_lstm_options(options):
+    model = LSTMRegressor(2, 5, 1, 2, dtype=np.float64, rng=0, **options)
+    lstm = model.lstm
+    assert lstm.peephole == options.get("peephole", False)
+    assert lstm.input_forget == options.get("input_forget", False)
+    assert lstm.clip == options.get("clip")
+    assert lstm.ablate == options.get("ablate", ())
+    # The same LSTM as one built alone from the same seed, and a Linear drawn as
+    # without the options: variants from one seed share all but their extra weights.
+    alone = npylstm.LSTM(2, 5, 2, dtype=np.float64, rng=0, **options)
+    for name, value in alone.state_dict().items():
+        np.testing.assert_array_equal(lstm.state_dict()[name], value, err_msg=name)
+    plain = LSTMRegressor(2, 5, 1, 2, dtype=np.float64, rng=0)
+    np.testing.assert_array_equal(model.linear.weight.data, plain.linear.weight.data)
+    np.testing.assert_array_equal(model.linear.bias.data, plain.linear.bias.data)
+    assert "weight_ci_l1" in dict(lstm.named_parameters()) or not options.get("peephole")
+
+
+def test_regressor_refuses_other_keywords():
+    with pytest.raises(TypeError, match=r"\['bidirectional'\].*peephole, input_forget, clip, "
+                                        r"ablate"):
+        LSTMRegressor(1, 4, 1, bidirectional=True)
+    with pytest.raises(TypeError, match="dropout"):
+        LSTMRegressor(1, 4, 1, dropout=0.5)
+
+
+def test_regressor_carries_a_stream_through_hx_and_state():
+    """Two chunks with the state carried give what one call over both gives."""
+    rng = np.random.default_rng(5)
+    model = LSTMRegressor(3, 4, 1, 2, dtype=np.float64, rng=1, peephole=True)
+    x = rng.standard_normal((9, 2, 3))
+    whole = model(x)
+    h_n, c_n = model.state
+    assert h_n.shape == c_n.shape == (2, 2, 4)
+    model(x[:4])
+    np.testing.assert_allclose(model(x[4:], hx=model.state), whole, rtol=1e-14)
+    np.testing.assert_allclose(model.state[0], h_n, rtol=1e-14)
+    np.testing.assert_allclose(model.state[1], c_n, rtol=1e-14)
+    # the same through the LSTM itself
+    _, (h_ref, c_ref) = model.lstm(x)
+    np.testing.assert_array_equal(h_n, h_ref)
+    np.testing.assert_array_equal(c_n, c_ref)

@@ -11,6 +11,8 @@ from npylstm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from npylstm.train import (ConfigError, TrainConfig, epoch_batches, make_data, make_model,
                            metrics_of, train)
 
+pytestmark = pytest.mark.reference
+
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
@@ -118,6 +120,7 @@ def test_epoch_batches():
     assert [len(b) for b in batches] == [100, 100, 100, 100, 50]
     assert sorted(np.concatenate(batches).tolist()) == list(range(450))
     again = epoch_batches(450, 100, 3, 7)
+    assert len(again) == len(batches)
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))       # from (seed, epoch) only
     other = np.concatenate(epoch_batches(450, 100, 3, 8))
     assert not np.array_equal(np.concatenate(batches), other)

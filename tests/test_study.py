@@ -104,12 +104,20 @@ def test_same_results_through_any_executor():
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         threads = run_study(tiny(), executor=pool)
     processes = run_study(tiny(workers=2))
+    for results in (threads, processes):        # a failed run has an empty curve: equal, and wrong
+        runs = results["runs"]["NP"]
+        assert [r["seed"] for r in runs] == [0, 1]
+        assert not any(r["failed"] for r in runs), [r["error"] for r in runs]
+        assert all(len(r["test_mse"]) == len(r["steps"]) >= 2 for r in runs)
+    # Exact across processes on purpose: the same code on the same machine and libraries,
+    # each run with one BLAS thread (study.train_run), does the same arithmetic.
     for a, b in zip(threads["runs"]["NP"], processes["runs"]["NP"]):
         assert a["test_mse"] == b["test_mse"], "learning curves differ between executors"
 
 
+@pytest.mark.reference
 def test_dask_distributed_executor():
-    distributed = pytest.importorskip("distributed")
+    import distributed
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
@@ -117,6 +125,8 @@ def test_dask_distributed_executor():
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         expected = run_study(tiny(), executor=pool)
     assert [r["failed"] for r in results["runs"]["NP"]] == [False, False]
+    assert [r["failed"] for r in expected["runs"]["NP"]] == [False, False]
+    assert all(len(r["test_mse"]) >= 2 for r in results["runs"]["NP"])
     for a, b in zip(results["runs"]["NP"], expected["runs"]["NP"]):
         assert a["test_mse"] == b["test_mse"], "dask's runs differ from the thread pool's"
 
@@ -162,3 +172,21 @@ def test_variants_share_their_start():
     assert set(v) - set(np_) == {"lstm.weight_ci_l0", "lstm.weight_cf_l0", "lstm.weight_co_l0"}
     for name in np_:
         np.testing.assert_array_equal(v[name], np_[name], err_msg=name)
+
+
+@pytest.mark.parametrize("occupied, failing, reason", [
+    ("file", "file/study", "Not a directory"),                  # the folder cannot be made
+    ("study/results.json/", "study/results.json", "Is a directory"),  # the file cannot replace it
+])
+def test_a_failed_write_exits_1_in_one_line(occupied, failing, reason, tmp_path):
+    if occupied.endswith("/"):
+        (tmp_path / occupied).mkdir(parents=True)
+    else:
+        (tmp_path / occupied).write_text("x")
+    proc = subprocess.run(
+        [sys.executable, "-m", "npylstm.study", "--variants", "NP", "--seeds", "1", "--steps", "1",
+         "--seq-len", "4", "--hidden-size", "2", "--batch-size", "4", "--workers", "1", "--quiet",
+         "--no-plots", "--out", failing.split("/results.json")[0]],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == f"python -m npylstm.study: error: cannot write {failing}: {reason}\n"

@@ -176,11 +176,12 @@ def test_layer_matches_the_cell_loop(name, reverse):
         assert err <= 1e-12 * max(1, np.max(np.abs(cell))), f"{name}: {what} layer vs cell loop {err:.2e}"
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("gate", ["input_gate", "forget_gate", "output_gate"])
 def test_fixed_gate_is_torch_with_a_saturating_bias(gate):
     """Gate fixed at 1 == torch's LSTM with +1e4 on that gate's bias rows (sigmoid(1e4) is
     exactly 1.0 in float64, and its derivative s (1 - s) exactly 0)."""
-    torch = pytest.importorskip("torch")
+    import torch
     from helpers import assert_close, torch_lstm_like
     rng = np.random.default_rng(4)
     lstm = npylstm.LSTM(3, 4, 2, bidirectional=True, dtype=np.float64, rng=0, ablate=(gate,))

@@ -9,13 +9,14 @@ compared in float32; the gradients are checked by finite differences in
 test_variants.py.
 """
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper
 
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper  # noqa: E402
+import npylstm
 
-import npylstm  # noqa: E402
+pytestmark = pytest.mark.reference
 
 TORCH_TO_ONNX = [0, 3, 1, 2]        # torch blocks (i, f, g, o) -> ONNX (i, o, f, c)
 ATOL = 1e-5                         # float32 round-off over 9 steps on O(1) values (seen: 1e-6)

@@ -9,10 +9,22 @@ functions directly.
 Shapes: N batch, I input size, H hidden size, P projection size
 (Hout = P when there is a projection, else H).
 """
+from collections import namedtuple
+
 import numpy as np
 
 from .activations import sigmoid, sigmoid_grad, tanh_grad
 from .variant import check_variant
+
+
+CellCache = namedtuple("CellCache", [
+    "x", "h_prev", "c_prev",            # the step's inputs
+    "i", "f", "g", "o",                 # the gates, (N, H) each (an ablated gate: ones)
+    "tanh_c", "h_cell",                 # act(c) and o * act(c), (N, H)
+    "weight_ih", "weight_hh", "has_bias", "weight_hr",
+    "variant",                          # dict: peephole, input_forget, keep (clip), ablate, c
+])
+CellCache.__doc__ = """What lstm_cell_forward keeps for lstm_cell_backward, by name (a tuple too)."""
 
 
 def lstm_cell_forward(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih=None,
@@ -55,7 +67,7 @@ def lstm_cell_forward(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih=None,
     Returns:
     - h: (N, Hout)
     - c: (N, H)
-    - cache: what lstm_cell_backward needs
+    - cache: a CellCache, what lstm_cell_backward needs (and the gates, by name)
     """
     input_forget, clip, ablate = check_variant(input_forget, clip, ablate)
     H = weight_hh.shape[0] // 4
@@ -89,8 +101,8 @@ def lstm_cell_forward(x, h_prev, c_prev, weight_ih, weight_hh, bias_ih=None,
     h_cell = o * tanh_c                                          # (N, H)
     h = h_cell if weight_hr is None else h_cell @ weight_hr.T    # (N, Hout)
     variant = dict(peephole=peephole, input_forget=input_forget, keep=keep, ablate=ablate, c=c)
-    cache = (x, h_prev, c_prev, i, f, g, o, tanh_c, h_cell,
-             weight_ih, weight_hh, bias_ih is not None, weight_hr, variant)
+    cache = CellCache(x, h_prev, c_prev, i, f, g, o, tanh_c, h_cell,
+                      weight_ih, weight_hh, bias_ih is not None, weight_hr, variant)
     return h, c, cache
 
 

@@ -1,9 +1,13 @@
 """One LSTM layer in one direction over a whole sequence: forward and BPTT.
 
 The equations are those of ``cell.py`` (docs/lstm.md, eq. 1-16; BPTT over the
-sequence eq. 17-19, projection eq. 20-21), applied at every time step. This
-file is where the performance tricks live; each keeps the arithmetic of the
-plain cell up to floating-point round-off:
+sequence eq. 17-19, projection eq. 20-21), applied at every time step: one
+step forward in ``_step_forward``, its backward in ``_step_backward``. This
+file is where the performance tricks live, and this list is their one
+description (docs/architecture.md links here). Each computes the same
+equations as the plain cell and changes results at most by floating-point
+round-off (sums added in another order), which is why the layer agrees with
+torch to about 1e-15 in float64:
 
 1. One GEMM per step for the whole pre-activation. Eq. 1,
    z = x W_ih^T + b_ih + h_prev W_hh^T + b_hh, is one product of the stacked
@@ -20,28 +24,36 @@ plain cell up to floating-point round-off:
    (H, N) block of memory, and the elementwise work of a step runs over
    contiguous blocks instead of four interleaved column ranges of an
    (N, 4H) array, about 3x faster at the seed's shape. Arrays come in and
-   go out in torch's (T, N, .) layout; the transposes cost one copy each.
+   go out in torch's (T, N, .) layout; the transposes cost one copy each
+   and move numbers without changing them.
 3. Gate order (i, f, o, g) inside this file. torch stores the four gate
    blocks as (i, f, g, o); swapping the last two blocks makes the three
    sigmoid gates one contiguous (3H, N) block, so each step makes one call
    for them instead of three. Weights are reordered on the way in and
-   gradients on the way out, so callers only ever see torch's order.
+   gradients on the way out, so callers only ever see torch's order (a
+   permutation: no arithmetic changes).
 4. Sigmoid through tanh, with the 1/2 folded into the weights:
    sigmoid(z) = 0.5 * tanh(z / 2) + 0.5. The rows of W that feed sigmoid
    gates are multiplied by 0.5 once per call (exact in binary floating
-   point), so one tanh over all 4H pre-activations gives tanh(z_g) and
-   tanh(z/2) for the other gates at once.
+   point: it only changes the exponent, and halving every term of a sum
+   halves every rounded partial sum), so the GEMM gives exactly z/2 and one
+   tanh over all 4H pre-activations gives tanh(z_g) and tanh(z/2) for the
+   other gates at once.
 5. One GEMM for every weight gradient, after the loop: since z_t = W a_t with
    a_t = [h_prev, x_t, 1]^T, dW = sum_t dz_t a_t^T, which is
-   [dW_hh | dW_ih | db] at once. The caches keep time and batch side by
-   side, (4H, T, N) and (K, T, N), so the sum over t is the inner dimension
-   of one (4H, T*N) x (T*N, K) product. The input gradient of all steps,
-   dx_t = W_ih^T dz_t, is one more GEMM.
-6. In-place ufuncs (``out=``) into preallocated (T, N, .) caches, which come
+   [dW_hh | dW_ih | db] at once. dz and the inputs are kept with time and
+   batch side by side, (4H, T, N) and (K, T, N), so the sum over t is the inner dimension
+   of one (4H, T*N) x (T*N, K) product: the same sum of products, grouped
+   differently. The input gradient of all steps, dx_t = W_ih^T dz_t, is one
+   more GEMM.
+6. In-place ufuncs (``out=``) into preallocated feature-major caches
+   ((K, T, N) inputs, (T, 4H, N) gates, (T, H, N) cells, ...), which come
    from a ``workspace`` dict reused across calls, so a training loop does
-   not page-fault fresh memory on every step.
+   not page-fault fresh memory on every step. This changes where results
+   are stored, never their values.
 7. Backward reads the activations saved by forward (i, f, o, g, c, tanh(c)
-   and the inputs of every step) and recomputes nothing.
+   and the inputs of every step) and recomputes nothing: sigmoid' = s (1 - s)
+   and tanh' = 1 - tanh^2 are taken from them.
 8. (Off by default; see HOIST_MIN_INPUT.) For wide inputs
    (I >= HOIST_MIN_INPUT), the cached forward projects the
    inputs of all T steps in one GEMM before the loop, as cuDNN does:
@@ -55,8 +67,9 @@ plain cell up to floating-point round-off:
 
 The variants (peephole, input_forget, clip, ablate; docs/lstm.md, section 11)
 run in their own step functions, ``_variant_step_forward`` and
-``_variant_step_backward``, with the same tricks; with every option at its
-default the loop takes the plain path above and pays one branch per step.
+``_variant_step_backward`` (called by ``_step_forward`` and ``_step_backward``),
+with the same tricks; with every option at its default the step takes the
+plain path and pays one branch.
 
 Variable-length batches follow torch's PackedSequence: the batch is sorted by
 length, longest first, and ``batch_sizes[t]`` says how many sequences are
@@ -312,6 +325,46 @@ def _step_forward(z, c_prev, c, act_c, h_cell, tmp, variant=None, keep=None):
         np.multiply(z[2 * H:3 * H], act_c, out=h_cell)           # h = o * act(c)
 
 
+def _step_backward(dh, dc, z, c_prev, c, act_c, dz, tmp, variant=None, keep=None,
+                   grad_peephole=None):
+    """One backward step before its GEMM (eq. 8-16; a variant's eq. 40-45), in place:
+    the mirror of ``_step_forward``.
+
+    Feature-major, gate order (i, f, o, g). dh (H, n): dLoss/d(o * act(c)) of
+    this step (from the output and from step t+1); dc (H, n) comes in as the
+    gradient from step t+1 and leaves as the one for c_prev; z (4H, n): the
+    gates i, f, o, g that forward kept; c, act_c (H, n): this step's cell and
+    act(c); dz (4H, n) receives dLoss/dz, which the GEMM after the step turns
+    into dh_prev. tmp: (3H, n) scratch; keep: (4H, n) bool with clip, else
+    None; grad_peephole: (3, H), the sums for w_ci, w_cf, w_co, added to.
+    """
+    H = dc.shape[0]
+    if variant is None:
+        i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+        d_i, d_f, d_o, d_g = dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
+        t1 = tmp[:H]
+        np.multiply(dh, act_c, out=d_o)                          # do = dh * tanh(c)
+        np.multiply(act_c, act_c, out=t1)
+        np.subtract(1, t1, out=t1)
+        t1 *= o
+        t1 *= dh
+        dc += t1                                                 # dc += dh * o * (1 - tanh(c)^2)
+        np.multiply(dc, g, out=d_i)                              # di = dc * g
+        np.multiply(dc, c_prev, out=d_f)                         # df = dc * c_prev
+        np.multiply(dc, i, out=d_g)                              # dg = dc * i
+        dc *= f                                                  # dc_prev = dc * f
+        sig = z[:3 * H]
+        np.subtract(1, sig, out=tmp)
+        tmp *= sig
+        dz[:3 * H] *= tmp                                        # d(i, f, o) *= s (1 - s)
+        np.multiply(g, g, out=t1)
+        np.subtract(1, t1, out=t1)
+        d_g *= t1                                                # dg *= 1 - g^2
+    else:                                                        # the variants, eq. 40-45
+        _variant_step_backward(dh, dc, z, c_prev, c, act_c, dz, variant, keep, tmp[:2 * H],
+                               grad_peephole)
+
+
 def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
                        bias_hh=None, weight_hr=None, reverse=False,
                        batch_sizes=None, workspace=None, out=None, *, peephole=None,
@@ -519,53 +572,25 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
         # dLoss/dh at every step, kept for dW_hr = sum_t dh_t (o * tanh(c))_t^T.
         grad_h_all = _buffer(workspace, "grad_h_all", (Hout, T, N), dtype, zero=packed)
         grad_h_cell = _buffer(workspace, "grad_h_cell", (H, N), dtype)
-    tmp_h = _buffer(workspace, "tmp_h", (H, N), dtype)
     tmp_3h = _buffer(workspace, "tmp_3h", (3 * H, N), dtype)
     # dz of one step is built in a small contiguous buffer that stays in
     # cache, then copied once into its strided slab of grad_z.
     grad_z_step = _buffer(workspace, "grad_z_step", (4 * H, N), dtype)
     variant, keep = cache["variant"], cache["keep"]
-    if variant is not None:
-        tmp_2h = _buffer(workspace, "tmp_2h", (2 * H, N), dtype)
-        grad_peephole = np.zeros((3, H), dtype)                  # sums for w_ci, w_cf, w_co
+    grad_peephole = None if variant is None else np.zeros((3, H), dtype)   # w_ci, w_cf, w_co
 
     for t, n, t_prev, n_prev in reversed(cache["order"]):
-        z = gates[t, :, :n]
-        i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
         dz = grad_z_step[:, :n]                                  # (4H, n)
-        d_i, d_f, d_o, d_g = dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
-        tanh_c = tanh_cells[t, :, :n]
         c_prev = _prev(cells, t_prev, n, n_prev, cache["c0_t"])
-        tmp = tmp_h[:, :n]
         dh = grad_h[:, :n]
         if grad_output is not None:
             dh += grad_out_t[t, :, :n]                           # from the output and from step t+1
         if weight_hr is not None:
             grad_h_all[:, t, :n] = dh
             dh = np.matmul(weight_hr.T, dh, out=grad_h_cell[:, :n])  # dh_cell = W_hr^T dh
-        dc = grad_c[:, :n]
-        if variant is None:
-            np.multiply(dh, tanh_c, out=d_o)                     # do = dh * tanh(c)
-            np.multiply(tanh_c, tanh_c, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            dc += tmp                                            # dc += dh * o * (1 - tanh(c)^2)
-            np.multiply(dc, g, out=d_i)                          # di = dc * g
-            np.multiply(dc, c_prev, out=d_f)                     # df = dc * c_prev
-            np.multiply(dc, i, out=d_g)                          # dg = dc * i
-            dc *= f                                              # dc_prev = dc * f
-            sig = z[:3 * H]
-            tmp3 = np.subtract(1, sig, out=tmp_3h[:, :n])
-            tmp3 *= sig
-            dz[:3 * H] *= tmp3                                   # d(i, f, o) *= s (1 - s)
-            np.multiply(g, g, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            d_g *= tmp                                           # dg *= 1 - g^2
-        else:                                                    # the variants, eq. 40-45
-            _variant_step_backward(dh, dc, z, c_prev, cells[t, :, :n], tanh_c, dz, variant,
-                                   None if keep is None else keep[t, :, :n], tmp_2h[:, :n],
-                                   grad_peephole)
+        _step_backward(dh, grad_c[:, :n], gates[t, :, :n], c_prev, cells[t, :, :n],
+                       tanh_cells[t, :, :n], dz, tmp_3h[:, :n], variant,
+                       None if keep is None else keep[t, :, :n], grad_peephole)
         grad_z[:, t, :n] = dz
         np.matmul(weight_hh_t, dz, out=grad_h[:, :n])            # dh_prev = W_hh^T dz
 
