@@ -86,7 +86,7 @@ class StudyConfig:
     hidden_size: int = 32
     lr: float = 0.01
     lr_final: float = 0.01                    # lr at the last step, as a fraction of lr
-    lr_decay_start: float = 0.5               # fraction of the steps at constant lr before the decay
+    lr_decay_start: float = 0.5               # share of the steps at constant lr before the decay
     workers: Optional[int] = None             # processes of the default pool; None: one per core
     test_size: int = TEST_SIZE
     eval_points: int = 25                     # test MSE this many times along the curve
@@ -106,13 +106,15 @@ class StudyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if isinstance(self.lr_final, bool) or not isinstance(self.lr_final, (int, float, np.number)) \
+        if isinstance(self.lr_final, bool) or \
+                not isinstance(self.lr_final, (int, float, np.number)) \
                 or not 0 <= self.lr_final <= 1:
             raise ValueError(f"lr_final must be a number in [0, 1], got {self.lr_final!r}")
         if isinstance(self.lr_decay_start, bool) or \
                 not isinstance(self.lr_decay_start, (int, float, np.number)) \
                 or not 0 <= self.lr_decay_start <= 1:
-            raise ValueError(f"lr_decay_start must be a number in [0, 1], got {self.lr_decay_start!r}")
+            raise ValueError(f"lr_decay_start must be a number in [0, 1], "
+                             f"got {self.lr_decay_start!r}")
         if self.workers is not None and (isinstance(self.workers, bool) or
                                          not isinstance(self.workers, (int, np.integer))
                                          or self.workers < 1):
@@ -584,7 +586,8 @@ def format_table(results):
             notes.append(f"test over {vs['pairs']} seeds")
         lines.append(f"{row['variant']:<8}{number(row['median_final_mse']):>12}"
                      f"{number(row['best_final_mse']):>10}{number(row['worst_final_mse']):>10}"
-                     f"{row['solved']:>5}/{seeds:<2}{within(row):>8}{versus(row)}  " + "; ".join(notes))
+                     f"{row['solved']:>5}/{seeds:<2}{within(row):>8}{versus(row)}  "
+                     + "; ".join(notes))
     lines.append(f"baseline: MSE {results['task']['baseline_mse']:.3f} by answering "
                  f"{results['task']['baseline']}; solved: {results['task']['solved']}")
     lines.append(f"within: median over seeds of the share of test answers within "
