@@ -10,9 +10,18 @@ Rules, so that the ratios mean something on a small, noisy machine:
   only (benchmarks/worker.py), and the two implementations alternate,
   A B then B A, for --rounds rounds; so do the thread counts;
 - forward is timed under npylstm.no_grad() against torch.no_grad();
-- every process also times a small fixed GEMM (the probe, worker.PROBE) with
-  its own library and threads; its GFLOP/s is printed per round next to the
-  ratios, so a slow phase of the machine (2 threads no faster than 1) shows;
+- every process also measures its library's GEMM peak at its thread count
+  (the best of a few 2048 x 2048 products, worker.gemm_peak), and npylstm's
+  processes time the same GEMMs as the case without the elementwise work
+  (worker.gemm_sequences): the tables give npylstm's GFLOP/s as a fraction of
+  that peak and the GEMM share of its time, figures that do not depend on
+  torch's build;
+- every process also times a small fixed GEMM (the phase probe, worker.PROBE)
+  with its own library and threads; its GFLOP/s is printed per round next to
+  the ratios, so a slow phase of the machine (2 threads no faster than 1)
+  shows; it is a flag, not a peak;
+- the CPU (vendor and model, /proc/cpuinfo) and numpy's BLAS kernel
+  (threadpoolctl) are recorded with every run: the ratios hold for that CPU;
 - a time is the median over repeats inside a process, then the median over
   rounds; only ratios from the same run are compared.
 It writes benchmarks/results/latest.json, latest.md and docs/benchmarks.png;
@@ -102,6 +111,12 @@ def summarize(runs, modes):
     out = {impl: {m: med(rs, m) for m in modes} for impl, rs in runs.items()}
     for m in modes:
         out[f"ratio_{m}"] = out["npylstm"][m] / out["torch"][m]
+    for impl, rs in runs.items():
+        for dtype in rs[0].get("peak", {}):
+            out[impl][f"peak_{dtype}"] = float(np.median([r["peak"][dtype] for r in rs]))
+        for m in modes:
+            if f"gemm_{m}" in rs[0]:
+                out[impl][f"gemm_{m}"] = med(rs, f"gemm_{m}")
     out["rounds"] = [dict({f"ratio_{m}": n[m] / t[m] for m in modes},
                           probe_numpy=float(np.mean(n["probe"])),
                           probe_torch=float(np.mean(t["probe"])))
@@ -109,50 +124,64 @@ def summarize(runs, modes):
     return out
 
 
-def lstm_flops(T, N, I, H, layers=1, D=1):
-    """GEMM flops of one forward: x W_ih^T and h W_hh^T for 4H gates, every
-    layer and direction. Forward + backward is 3x (dx, dh_prev, dW_ih, dW_hh)."""
-    total, layer_in = 0, I
-    for _ in range(layers):
-        total += D * 2 * T * N * 4 * H * (layer_in + H)
+def case_flops(shape, opts):
+    """Useful floating-point operations of one forward of the case, and of forward + backward.
+
+    Counted as the matrix products of the equations, not of npylstm's code:
+    per layer and direction, a step over n running sequences multiplies
+    [W_ih | W_hh] (4H, I_l + H) by [x_t, h_prev] for 2 * 4H * (I_l + H) * n
+    flops (I_l = I in layer 0, D * H above it); over a sequence that is
+    2 * 4H * (I_l + H) * S, S = the sum of the lengths (T * N without
+    lengths). Backward makes two products of the same size per step, dz
+    against the weights (dh_prev and dx) and dz against the inputs (dW), so
+    forward + backward is 3x forward. Not counted: the biases (npylstm's bias
+    column of ones, 2 * 4H * S), the elementwise work (about 20 H * S per
+    step), and the products npylstm makes over padding (with lengths, its
+    dW and dx products run over all T * N columns, zeros included).
+    """
+    T, N, I, H = shape
+    L, D = opts.get("layers", 1), 2 if opts.get("bidirectional") else 1
+    if opts.get("lengths") == "random":
+        S = int(np.sum(np.random.default_rng(2).integers(1, T + 1, N)))   # as worker.lengths_of
+    else:
+        S = T * N
+    fwd, layer_in = 0, I
+    for _ in range(L):
+        fwd += D * 2 * 4 * H * (layer_in + H) * S
         layer_in = D * H
-    return total
+    return fwd, 3 * fwd
 
 
-def gemm_peak(shapes, dtype, threads):
-    """GFLOP/s of numpy's matmul on these (M, K, N) shapes, in a fresh process."""
-    code = f"""
-import json, time, numpy as np
-from threadpoolctl import threadpool_limits
-threadpool_limits({threads}, user_api="blas")
-out = []
-for M, K, N in {shapes!r}:
-    a = np.random.rand(M, K).astype("{dtype}"); b = np.random.rand(K, N).astype("{dtype}")
-    c = np.empty((M, N), "{dtype}")
-    for _ in range(3): np.matmul(a, b, out=c)
-    ts = []
-    t_end = time.perf_counter() + 0.2
-    while len(ts) < 5 or time.perf_counter() < t_end:
-        t0 = time.perf_counter(); np.matmul(a, b, out=c); ts.append(time.perf_counter() - t0)
-    out.append(2 * M * K * N / float(np.median(ts)) / 1e9)
-print(json.dumps(out))
-"""
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout)
+def cpu_info():
+    """The CPU's model name, vendor, family/model and SIMD flags from /proc/cpuinfo (Linux)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if ":" in line:
+                    key, value = (part.strip() for part in line.split(":", 1))
+                    fields.setdefault(key, value)
+    except OSError:
+        pass
+    flags = fields.get("flags", "").split()
+    return dict(model=fields.get("model name", platform.processor() or "unknown"),
+                vendor=fields.get("vendor_id", "unknown"),
+                family_model=f"family {fields.get('cpu family', '?')} model {fields.get('model', '?')}",
+                flags=[f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags])
 
 
 def environment(thread_counts):
     from threadpoolctl import threadpool_info
     import torch  # noqa: F401  (version only; measurements never import it here)
     blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
+    cpu = cpu_info()
     return dict(
         python=platform.python_version(), numpy=np.__version__, torch=torch.__version__,
         blas=[dict(library=b["internal_api"], version=b["version"], kernel=b.get("architecture"),
                    file=os.path.basename(b["filepath"])) for b in blas],
         torch_config=torch.__config__.parallel_info().splitlines()[:6],
-        cpu=cpu, cpu_count=os.cpu_count(), threads=list(thread_counts),
+        cpu=cpu["model"], cpu_vendor=cpu["vendor"], cpu_family_model=cpu["family_model"],
+        cpu_flags=cpu["flags"], cpu_count=os.cpu_count(), threads=list(thread_counts),
         openblas_env={k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                                                       "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
         load_average_start=os.getloadavg(),
@@ -201,7 +230,8 @@ def main():
         seed_init(init)
         epochs = 10 if args.quick else 80
         case = dict(kind="train", name=f"seed training, {epochs} epochs", dtype="float32",
-                    init=str(init), seq_len=40, hidden=100, lr=1e-3, epochs=epochs)
+                    init=str(init), seq_len=40, hidden=100, lr=1e-3, epochs=epochs,
+                    peak_repeats=1 if args.quick else 4)
         print(f"{case['name']} ...", flush=True)
         runs = alternate(case, rounds, thread_counts, ["train"])
         row = dict(name=case["name"], kind="train", dtype="float32", threads={})
@@ -213,21 +243,25 @@ def main():
 
     for name, shape, opts in CASES:
         case = dict(dict(kind="lstm", name=name, shape=shape, dtype="float32",
-                         modes=["fwd", "fb"], repeats=repeats, memory=True), **opts)
+                         modes=["fwd", "fb"], repeats=repeats, memory=True,
+                         peak_repeats=1 if args.quick else 4), **opts)
         print(f"{name} ...", flush=True)
         runs = alternate(case, rounds, thread_counts, ["fwd", "fb"])
-        T, N, I, H = shape
-        L, D = opts.get("layers", 1), 2 if opts.get("bidirectional") else 1
-        flops = lstm_flops(T, N, I, H, L, D)
+        flops = dict(zip(("fwd", "fb"), case_flops(shape, opts)))
         last = runs[thread_counts[-1]]["npylstm"][-1]
         row = dict(name=name, kind="lstm", shape=shape, dtype=case["dtype"], options=opts,
-                   flops_fwd=flops, cache=last["cache"], memory=last.get("memory"),
-                   blas=last.get("blas"), threads={})
+                   flops_fwd=flops["fwd"], flops_fb=flops["fb"], cache=last["cache"],
+                   memory=last.get("memory"), blas=last.get("blas"), threads={})
         for th in thread_counts:
             row["threads"][str(th)] = s = summarize(runs[th], ["fwd", "fb"])
-            s["gemm_peak_gflops"] = gemm_peak([(N, H, 4 * H)], case["dtype"], th)[0]  # the per-step GEMM
             for impl in ("npylstm", "torch"):
-                s[impl]["gflops_fb"] = 3 * flops / s[impl]["fb"] / 1e9
+                e = s[impl]
+                peak = e.get(f"peak_{case['dtype']}")
+                for m in ("fwd", "fb"):
+                    e[f"gflops_{m}"] = flops[m] / e[m] / 1e9
+                    e[f"fraction_of_peak_{m}"] = e[f"gflops_{m}"] / peak if peak else None
+                    if f"gemm_{m}" in e:
+                        e[f"gemm_share_{m}"] = e[f"gemm_{m}"] / e[m]
         results["cases"].append(row)
 
     # Scaling: time and memory as T grows and as H grows (both implementations, one round).
@@ -240,7 +274,7 @@ def main():
             shape = make(v)
             print(f"{key} {shape} ...", flush=True)
             case = dict(kind="lstm", name=f"{key} {v}", shape=shape, dtype="float32",
-                        modes=["fb"], repeats=[3, 0.2, 10] if not args.quick else [2, 0.05, 3])
+                        modes=["fb"], peak_repeats=0, gemms=False, repeats=[3, 0.2, 10] if not args.quick else [2, 0.05, 3])
             runs = alternate(case, 1, [th], ["fb"])[th]
             n, t = runs["npylstm"][0], runs["torch"][0]
             results[key].append(dict(value=v, shape=shape, threads=th, npylstm_fb=n["fb"],
@@ -310,7 +344,9 @@ def markdown(res):
     blas = ", ".join(f"{b['library']} {b['version']} (kernel {b['kernel']})" for b in env["blas"])
     threads = [str(t) for t in env["threads"]]
     lines = [
-        f"Machine: {env['cpu']}, {env['cpu_count']} cores, shared. numpy {env['numpy']} with {blas}; "
+        f"CPU: {env['cpu']} (vendor {env.get('cpu_vendor', '?')}, "
+        f"{env.get('cpu_family_model', '?')}; {', '.join(env.get('cpu_flags', [])) or 'no AVX flags read'}), "
+        f"{env['cpu_count']} cores. numpy {env['numpy']} with {blas}; "
         f"torch {env['torch']}; Python {env['python']}.",
         f"OPENBLAS_CORETYPE={env['openblas_env']['OPENBLAS_CORETYPE']}, "
         f"OPENBLAS_L2_SIZE={env['openblas_env']['OPENBLAS_L2_SIZE']} (None = unset). "
@@ -320,9 +356,10 @@ def markdown(res):
         f"torch.no_grad().",
     ]
     # The probe: what one small GEMM ran at, per thread count, over every process of the run.
-    lines += ["", "Phase probe: GFLOP/s of a fixed float32 GEMM (128x256 by 256x512) timed in every "
-              "process, median over the run (min-max). At 2 threads it should be about twice the "
-              "1-thread figure; a round whose probe is near the 1-thread figure ran in a slow phase.",
+    lines += ["", "Phase probe (a flag for slow phases, not a peak): GFLOP/s of a fixed float32 GEMM "
+              "(128x256 by 256x512) timed in every process, median over the run (min-max). At 2 "
+              "threads it should be about twice the 1-thread figure; a round whose probe is near "
+              "the 1-thread figure ran in a slow phase.",
               "", "| threads | numpy (npylstm's processes) | torch (torch's processes) |", "|---|---|---|"]
     for th in threads:
         probes = {k: [r[k] for c in res["cases"] if th in c["threads"] for r in c["threads"][th]["rounds"]]
@@ -331,12 +368,11 @@ def markdown(res):
             f"{np.median(v):.0f} ({min(v):.0f}-{max(v):.0f})" for v in probes.values()) + " |")
     for th in threads:
         lines += ["", f"**{th} thread{'s' if th != '1' else ''}** (ratio = npylstm / torch; "
-                  f"per round: the ratio of each round, then the probe GFLOP/s numpy/torch of "
-                  f"each round)", "",
+                  f"per round: the ratio of each round, then the phase probe GFLOP/s numpy-torch "
+                  f"of each round)", "",
                   "| case | npylstm fwd ms | torch fwd ms | fwd ratio | per round | npylstm f+b ms "
-                  "| torch f+b ms | f+b ratio | per round | probe per round | npylstm f+b GFLOP/s "
-                  "(% of GEMM peak) |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| torch f+b ms | f+b ratio | per round | phase probe per round |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for row in res["cases"]:
             s = row["threads"].get(th)
             if s is None:
@@ -348,13 +384,14 @@ def markdown(res):
                 lines.append(f"| {row['name']} (total; final loss npylstm {n['final_loss']:.6g}, "
                              f"torch {t['final_loss']:.6g}) | | | | | {n['train']:.3f} s "
                              f"| {t['train']:.3f} s | **{s['ratio_train']:.2f}** | {per('train')} "
-                             f"| {probe} | |")
+                             f"| {probe} |")
                 continue
-            n, t, peak = s["npylstm"], s["torch"], s["gemm_peak_gflops"]
+            n, t = s["npylstm"], s["torch"]
             lines.append(
                 f"| {row['name']} | {ms(n['fwd'])} | {ms(t['fwd'])} | **{s['ratio_fwd']:.2f}** "
                 f"| {per('fwd')} | {ms(n['fb'])} | {ms(t['fb'])} | **{s['ratio_fb']:.2f}** "
-                f"| {per('fb')} | {probe} | {n['gflops_fb']:.1f} ({100 * n['gflops_fb'] / peak:.0f}%) |")
+                f"| {per('fb')} | {probe} |")
+    lines += efficiency_tables(res, threads)
     lines += ["", "Targets of issue 11 (float32, median ratios of this run):", "",
               "| target | threads | limit | this run | |", "|---|---|---|---|---|"]
     for t in res["targets"]:
@@ -397,6 +434,44 @@ def markdown(res):
                          f"| {row['npylstm_peak_rss_over_start'] / 1e6:.0f} "
                          f"| {row['torch_peak_rss_over_start'] / 1e6:.0f} |")
     return "\n".join(lines) + "\n"
+
+
+def pct(x):
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def efficiency_tables(res, threads):
+    """Per thread count: GFLOP/s against each process's own GEMM peak, and the GEMM share."""
+    lines = ["", "Efficiency, a figure that does not depend on torch's build. FLOPs: the matrix "
+             "products of the equations, 2 * 4H * (I_l + H) per step, sequence, layer and "
+             "direction (I_l = I in layer 0, D * H above; with lengths only the running "
+             "sequences count); forward + backward = 3x forward (benchmarks/run.py: case_flops). "
+             "Peak: the best of 4 square 2048 x 2048 GEMMs of the case's dtype in the same "
+             "process, at the same thread count, after the case (median over rounds). GEMMs "
+             "alone: the same matrix products as npylstm's layer makes for the case, with its "
+             "layouts, timed without the elementwise work (benchmarks/worker.py: gemm_sequences); "
+             "share = GEMMs alone / the case's time. A share near 100% means the gap to the peak "
+             "is the GEMM library at these shapes; a low share means per-step overhead."]
+    for th in threads:
+        lines += ["", f"Efficiency at {th} thread{'s' if th != '1' else ''}:", "",
+                  "| case | GFLOP fwd | numpy peak GFLOP/s | npylstm fwd GFLOP/s (% of peak) "
+                  "| npylstm f+b GFLOP/s (% of peak) | GEMMs alone fwd ms (share) "
+                  "| GEMMs alone f+b ms (share) | torch peak GFLOP/s | torch f+b GFLOP/s (% of its peak) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for row in res["cases"]:
+            s = row["threads"].get(th)
+            if s is None or row["kind"] != "lstm":
+                continue
+            n, t, dt = s["npylstm"], s["torch"], row["dtype"]
+            gemm = lambda m: (f"{ms(n['gemm_' + m])} ({pct(n.get('gemm_share_' + m))})"
+                              if n.get("gemm_" + m) is not None else "-")
+            lines.append(
+                f"| {row['name']} | {row['flops_fwd'] / 1e9:.2f} | {n.get('peak_' + dt, 0):.0f} "
+                f"| {n['gflops_fwd']:.0f} ({pct(n['fraction_of_peak_fwd'])}) "
+                f"| {n['gflops_fb']:.0f} ({pct(n['fraction_of_peak_fb'])}) | {gemm('fwd')} "
+                f"| {gemm('fb')} | {t.get('peak_' + dt, 0):.0f} "
+                f"| {t['gflops_fb']:.0f} ({pct(t['fraction_of_peak_fb'])}) |")
+    return lines
 
 
 def plot(res, path):

@@ -7,12 +7,22 @@ round), limits it to the requested number of threads, and prints one JSON
 line with the timings. Called by run.py; not meant to be run by hand.
 
 Forward is timed under npylstm.no_grad() and torch.no_grad() (no cache in
-either). Every worker also times a small fixed GEMM, PROBE, before and after
-its measurement, with its own library and threads: its GFLOP/s tells a slow
-phase of the shared machine (the second vCPU busy elsewhere: 2 threads no
-faster than 1) from a real change.
+either). Besides the case, every worker measures, with its own library, at
+its own thread count:
+- the GEMM peak: the best GFLOP/s of a few 2048 x 2048 square products
+  (float32, and float64 too for a float64 case), after the case; the
+  physical limit that the case's GFLOP/s is read against;
+- the phase probe: a small fixed GEMM (PROBE) before and after the case.
+  It is no peak (a GEMM-bound case can beat it); it only flags a slow phase
+  of the shared machine (the second vCPU busy elsewhere: 2 threads no faster
+  than 1);
+- npylstm only, the GEMMs alone: the same sequence of matrix products that
+  npylstm's layer makes for the case (shapes, dtypes, memory layout of
+  npylstm/functional/layer.py), replayed without the elementwise work, so
+  that its time over the case's time is the GEMM share.
 """
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -50,6 +60,29 @@ def probe_gflops(matmul, make, seconds=0.05):
         matmul(a, b)
         times.append(time.perf_counter() - t0)
     return 2 * M * K * N / float(np.median(times)) / 1e9
+
+
+PEAK_SIZE, PEAK_REPEATS = 2048, 4        # square GEMMs of the peak: 17 GFLOP each
+
+
+def gemm_peak(matmul, make, dtypes, repeats=PEAK_REPEATS):
+    """{dtype: GFLOP/s}: the best of ``repeats`` timed products of two square
+    PEAK_SIZE matrices (after one warm-up), per dtype name."""
+    n, out = PEAK_SIZE, {}
+    for dtype in dtypes if repeats else []:
+        a, b = make(n, n, dtype), make(n, n, dtype)
+        matmul(a, b)
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            matmul(a, b)
+            best = min(best, time.perf_counter() - t0)
+        out[dtype] = 2 * n ** 3 / best / 1e9
+    return out
+
+
+def peak_dtypes(case):
+    return sorted({"float32", case["dtype"]})
 
 
 def numpy_probe():
@@ -97,6 +130,9 @@ def run_npylstm(case, threads):
         result = lstm_npylstm(case, dtype)
     probe.append(numpy_probe())
     result["probe"] = probe
+    rng = np.random.default_rng(0)
+    result["peak"] = gemm_peak(np.matmul, lambda m, n, d: rng.standard_normal((m, n)).astype(d),
+                               peak_dtypes(case), case.get("peak_repeats", PEAK_REPEATS))
     result["blas"] = [(i["internal_api"], i.get("architecture"), i["num_threads"])
                       for i in threadpool_info() if i["user_api"] == "blas"]
     return result
@@ -122,11 +158,61 @@ def lstm_npylstm(case, dtype):
         m.backward(grad)
 
     result = measure(case, forward, forward_backward)
+    gemms = gemm_sequences(case, dtype) if case.get("gemms", True) else {}
+    for mode in gemms:
+        if mode in case["modes"]:
+            result["gemm_" + mode] = median_time(lambda: run_gemms(gemms[mode]), *case["repeats"])[0]
     m(x, lengths=lengths)
     result["cache"] = cache_bytes(m, T, N, H, dtype)
     if case.get("memory"):
         result["memory"] = forward_memory(case, x, lengths, dtype)
     return result
+
+
+def gemm_sequences(case, dtype):
+    """{"fwd": [...], "fb": [...]}: the matrix products npylstm's layer makes for
+    the case, as (a, b, out) triples with the layouts of npylstm/functional/layer.py.
+
+    fwd is the forward without a cache (_forward_no_cache): per step
+    W (4H, K) [h_prev, x_t, 1] (K, n). fb is the cached forward (with trick 8,
+    the input projection before the loop, where layer.py uses it) and the
+    backward: per step W_hh^T (Hout, 4H) dz (4H, n), then dW as one
+    (4H, T N) x (T N, K) product and dx as one (I, 4H) x (4H, T N) product.
+    Arrays are filled with random numbers once; only the products are timed.
+    """
+    from npylstm.functional import layer
+    T, N, I, H = case["shape"]
+    L, D = case.get("layers", 1), 2 if case.get("bidirectional") else 1
+    lengths = lengths_of(case, T, N)
+    sizes = [N] * T if lengths is None else [int(np.sum(lengths > t)) for t in range(T)]
+    rng = np.random.default_rng(3)
+    rand = lambda *shape: (0.1 * rng.standard_normal(shape)).astype(dtype)
+    fwd, fb = [], []
+    for layer_index in range(L):
+        I_l = I if layer_index == 0 else D * H
+        K = H + I_l + 1
+        for _ in range(D):
+            W = rand(4 * H, K)
+            a, z = rand(K, N), rand(4 * H, N)                            # no cache
+            fwd += [(W, a[:, :n], z[:, :n]) for n in sizes]
+            inputs, gates = rand(K, T, N), rand(T, 4 * H, N)             # cached forward
+            if I_l >= layer.HOIST_MIN_INPUT:
+                W_h = np.ascontiguousarray(W[:, :H])
+                fb.append((W[:, H:], inputs[H:].reshape(K - H, T * N), rand(4 * H, T * N)))
+                fb += [(W_h, inputs[:H, t, :n], gates[t, :, :n]) for t, n in enumerate(sizes)]
+            else:
+                fb += [(W, inputs[:, t, :n], gates[t, :, :n]) for t, n in enumerate(sizes)]
+            W_hh_t, dz, dh = rand(H, 4 * H), rand(4 * H, N), rand(H, N)    # backward
+            fb += [(W_hh_t, dz[:, :n], dh[:, :n]) for n in sizes]
+            grad_z = rand(4 * H, T * N)
+            fb.append((grad_z, inputs.reshape(K, T * N).T, rand(4 * H, K)))
+            fb.append((W[:, H:H + I_l].T, grad_z, rand(I_l, T * N)))
+    return dict(fwd=fwd, fb=fb)
+
+
+def run_gemms(triples):
+    for a, b, out in triples:
+        np.matmul(a, b, out=out)
 
 
 def forward_memory(case, x, lengths, dtype):
@@ -210,6 +296,8 @@ def run_torch(case, threads):
         result = lstm_torch(case, dtype)
     probe.append(torch_probe())
     result["probe"] = probe
+    result["peak"] = gemm_peak(torch.mm, lambda m, n, d: torch.randn(m, n, dtype=getattr(torch, d)),
+                               peak_dtypes(case), case.get("peak_repeats", PEAK_REPEATS))
     return result
 
 

@@ -40,6 +40,14 @@ def positive_float(text):
     return value
 
 
+def fraction(text):
+    """An argparse type: a number in [0, 1] (a share of something)."""
+    value = _number(text)
+    if not 0 <= value <= 1:                # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def probability(text):
     """An argparse type: a number in [0, 1) (a dropout rate, say)."""
     value = _number(text)

@@ -1,6 +1,6 @@
 """Which parts of the LSTM matter? Greff et al.'s variants on tasks where memory matters.
 
-    python -m npylstm.study                         # 8 variants x 4 seeds on the adding problem
+    python -m npylstm.study                         # 8 variants x 5 seeds on the adding problem
     python -m npylstm.study --task continual        # the same, on a stream that is never reset
     python -m npylstm.study --help
 
@@ -29,7 +29,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import tasks
-from .argtypes import at_least, positive_float
+from .argtypes import at_least, fraction, positive_float
 from .files import cannot_write, make_folder, write_json
 from .functional.cell import lstm_cell_backward, lstm_cell_forward
 from .gates import cell_weights
@@ -80,11 +80,13 @@ class StudyConfig:
     task: str = "adding"
     seq_len: int = 40                         # T; for "continual", steps per episode
     variants: Tuple[str, ...] = tuple(VARIANTS)
-    seeds: int = 4                            # seeds 0 .. seeds-1
-    steps: int = 1500                         # Adam steps per run
+    seeds: int = 5                            # seeds 0 .. seeds-1 (why 5: docs/study.md)
+    steps: int = 2000                         # Adam steps per run
     batch_size: int = 64
     hidden_size: int = 32
     lr: float = 0.01
+    lr_final: float = 0.01                    # lr at the last step, as a fraction of lr
+    lr_decay_start: float = 0.5               # share of the steps at constant lr before the decay
     workers: Optional[int] = None             # processes of the default pool; None: one per core
     test_size: int = TEST_SIZE
     eval_points: int = 25                     # test MSE this many times along the curve
@@ -104,6 +106,15 @@ class StudyConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        if isinstance(self.lr_final, bool) or \
+                not isinstance(self.lr_final, (int, float, np.number)) \
+                or not 0 <= self.lr_final <= 1:
+            raise ValueError(f"lr_final must be a number in [0, 1], got {self.lr_final!r}")
+        if isinstance(self.lr_decay_start, bool) or \
+                not isinstance(self.lr_decay_start, (int, float, np.number)) \
+                or not 0 <= self.lr_decay_start <= 1:
+            raise ValueError(f"lr_decay_start must be a number in [0, 1], "
+                             f"got {self.lr_decay_start!r}")
         if self.workers is not None and (isinstance(self.workers, bool) or
                                          not isinstance(self.workers, (int, np.integer))
                                          or self.workers < 1):
@@ -159,7 +170,8 @@ def make_model(config, variant, seed):
 
 
 def evaluate(config, model, x, y):
-    """Test MSE and the largest absolute error, from a zero state (eval mode, no cache)."""
+    """Test MSE, the largest absolute error and the share of answers within
+    SOLVED_ERROR, from a zero state (eval mode, no cache)."""
     model.eval()
     with no_grad():
         if config.task == "continual":
@@ -174,7 +186,8 @@ def evaluate(config, model, x, y):
             pred = model(x)                                        # (N, 1)
     model.train()
     error = pred - y
-    return float(np.mean(error ** 2)), float(np.max(np.abs(error)))
+    return (float(np.mean(error ** 2)), float(np.max(np.abs(error))),
+            float(np.mean(np.abs(error) < SOLVED_ERROR)))
 
 
 # ----------------------------------------------------------------------------- gradient flow
@@ -220,6 +233,25 @@ def gradient_flow(model, x, y):
 
 # ----------------------------------------------------------------------------- one run
 
+def learning_rate(config, step):
+    """Adam's learning rate at ``step`` (0 .. steps-1).
+
+    Constant lr for the first lr_decay_start of the steps, then a cosine down
+    to lr * lr_final at the last step: with S = steps, s0 = the first step of
+    the decay (round(lr_decay_start * (S - 1))) and u = (step - s0) / (S - 1 - s0),
+    lr_t = lr (f + (1 - f) (1 + cos(pi u)) / 2), f = lr_final. lr_final = 1
+    keeps lr constant. The large steps of the first part find the marks
+    (the plateau at the baseline lasts hundreds of steps); the small steps at
+    the end settle every answer to within the solved criterion.
+    """
+    f = config.lr_final
+    start = round(config.lr_decay_start * (config.steps - 1))
+    if f == 1 or step <= start:
+        return config.lr
+    cosine = 0.5 * (1 + math.cos(math.pi * (step - start) / (config.steps - 1 - start)))
+    return config.lr * (f + (1 - f) * cosine)
+
+
 def train_run(config, variant, seed):
     """Train one variant from one seed and score it; returns the run's record (a dict)."""
     return train_model(config, variant, seed)[0]
@@ -244,7 +276,7 @@ def train_model(config, variant, seed):
     state = None
     for step in range(config.steps + 1):
         if step % every == 0 or step == config.steps:
-            mse, _ = evaluate(config, model, test_x, test_y)
+            mse = evaluate(config, model, test_x, test_y)[0]
             curve_steps.append(step)
             curve_mse.append(mse if math.isfinite(mse) else None)
             if not math.isfinite(mse):
@@ -255,13 +287,14 @@ def train_model(config, variant, seed):
         if config.task == "continual":
             y = y[0]                                           # (N, 1): one episode
         pred = model(x, hx=state)
+        optimizer.param_groups[0]["lr"] = learning_rate(config, step)
         optimizer.zero_grad()
         criterion(pred, y)
         model.backward(criterion.backward())
         optimizer.step()
         if config.task == "continual":
             state = model.state          # carried to the next episode; no gradient through it
-    final_mse, max_error = evaluate(config, model, test_x, test_y)
+    final_mse, max_error, within = evaluate(config, model, test_x, test_y)
     finite = math.isfinite(final_mse)
     grad_h, grad_c = gradient_flow(model, test_x[:, :GRADFLOW_SIZE],
                                    test_y[..., :GRADFLOW_SIZE, :])
@@ -269,6 +302,7 @@ def train_model(config, variant, seed):
                 steps=curve_steps, test_mse=curve_mse,
                 final_mse=final_mse if finite else None,
                 max_abs_error=max_error if finite else None,
+                within_criterion=within if finite else None,
                 solved=bool(finite and max_error < SOLVED_ERROR),
                 gradflow=dict(grad_h=grad_h.tolist(), grad_c=grad_c.tolist()),
                 seconds=time.perf_counter() - start), model
@@ -300,14 +334,119 @@ def _run_safely(config, variant, seed):
 def _failed(variant, seed, err, trace=""):
     return dict(variant=variant, seed=seed, failed=True,
                 error=f"{type(err).__name__}: {err}", traceback=trace,
-                steps=[], test_mse=[], final_mse=None, max_abs_error=None, solved=False,
+                steps=[], test_mse=[], final_mse=None, max_abs_error=None, within_criterion=None,
+                solved=False,
                 gradflow=None, seconds=None)
 
 
 # ----------------------------------------------------------------------------- the study
 
+# ----------------------------------------------------------------------------- significance
+
+REFERENCE = "V"           # every variant is compared with Greff et al.'s vanilla LSTM
+ALPHA = 0.05              # two-sided significance level of the marks
+
+
+def _betacf(a, b, x):
+    """The continued fraction of the incomplete beta function (modified Lentz's method)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1, a - 1
+    c, d = 1.0, 1 - qab * x / qap
+    d = 1 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 301):
+        m2 = 2 * m
+        for coef in (m * (b - m) * x / ((qam + m2) * (a + m2)),          # even step
+                     -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):  # odd step
+            d = 1 + coef * d
+            d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + coef / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return h
+
+
+def betainc(a, b, x):
+    """The regularized incomplete beta function I_x(a, b), for a, b > 0 and 0 <= x <= 1.
+
+    The continued fraction of Numerical Recipes (section 6.4); it converges
+    fast for x < (a + 1) / (a + b + 2), and I_x(a, b) = 1 - I_{1-x}(b, a)
+    gives the rest.
+    """
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    log_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                 + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1 - math.exp(log_front) * _betacf(b, a, 1 - x) / b
+
+
+def student_t_sf2(t, df):
+    """Two-sided tail of Student's t with df degrees of freedom: P(|T| >= |t|).
+
+    P(|T| >= |t|) = I_{df / (df + t^2)}(df / 2, 1 / 2).
+    """
+    if math.isinf(t):
+        return 0.0
+    return betainc(df / 2, 0.5, df / (df + t * t))
+
+
+def student_t_cdf(t, df):
+    """P(T <= t) for Student's t with df degrees of freedom."""
+    tail = 0.5 * student_t_sf2(t, df)
+    return 1 - tail if t > 0 else tail
+
+
+def paired_t_test(a, b):
+    """Paired t-test of a against b (equal-length sequences, one pair per seed).
+
+    Returns (mean difference a - b, t, two-sided p, pairs); t and p are None
+    with fewer than two pairs. Pairs that are all equal give p = 1; a
+    difference that is the same nonzero number in every pair gives p = 0.
+    """
+    d = np.asarray(a, float) - np.asarray(b, float)
+    n = len(d)
+    if n < 2:
+        return (float(d.mean()) if n else None), None, None, n
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0:
+        return mean, (0.0 if mean == 0 else math.copysign(math.inf, mean)), \
+            (1.0 if mean == 0 else 0.0), n
+    t = mean / (sd / math.sqrt(n))
+    return mean, t, student_t_sf2(t, n - 1), n
+
+
+def compare_with_reference(runs, variant, reference=REFERENCE, alpha=ALPHA):
+    """The paired t-test of ``variant`` against ``reference`` on log10 of the final test MSE.
+
+    A seed gives a pair when both runs finished (failed and diverged runs
+    are left out; ``pairs`` says how many were used). The test is on log10
+    because the final MSEs of one variant spread over orders of magnitude and
+    differ between variants by factors: the difference of logs is the log of
+    the ratio, closer to normal than the difference of MSEs, and its mean is
+    the geometric mean ratio (``ratio``). Returns a dict (JSON types).
+    """
+    by_seed = {r["seed"]: r["final_mse"] for r in runs[reference] if r["final_mse"] is not None}
+    pairs = [(math.log10(r["final_mse"]), math.log10(by_seed[r["seed"]])) for r in runs[variant]
+             if r["final_mse"] is not None and r["seed"] in by_seed
+             and r["final_mse"] > 0 and by_seed[r["seed"]] > 0]
+    mean, t, p, n = paired_t_test([a for a, _ in pairs], [b for _, b in pairs])
+    return dict(reference=reference, pairs=n,
+                ratio=None if mean is None else 10 ** mean,
+                t=None if t is None or math.isinf(t) else t, p=p,
+                significant=None if p is None else bool(p < alpha))
+
+
 def summarize(config, runs):
-    """One row per variant, sorted by median final MSE (variants with no finished run last)."""
+    """One row per variant, sorted by median final MSE (variants with no finished run last).
+
+    With V among the variants, every other row has ``vs_V``: the paired
+    t-test of its final test MSE against V's (``compare_with_reference``).
+    """
     rows = []
     for variant in config.variants:
         finals = [r["final_mse"] for r in runs[variant] if r["final_mse"] is not None]
@@ -317,11 +456,21 @@ def summarize(config, runs):
             best_final_mse=min(finals) if finals else None,
             worst_final_mse=max(finals) if finals else None,
             solved=sum(r["solved"] for r in runs[variant]),
+            median_within=(float(np.median([r["within_criterion"] for r in runs[variant]
+                                            if r.get("within_criterion") is not None]))
+                           if any(r.get("within_criterion") is not None for r in runs[variant])
+                           else None),
             failed=sum(r["failed"] for r in runs[variant]),
             diverged=sum(not r["failed"] and r["final_mse"] is None for r in runs[variant]),
-            seeds=len(runs[variant])))
+            seeds=len(runs[variant]),
+            vs_V=(compare_with_reference(runs, variant)
+                  if REFERENCE in runs and variant != REFERENCE else None)))
     return sorted(rows, key=lambda row: (row["median_final_mse"] is None,
                                          row["median_final_mse"] or 0.0))
+
+
+SIGNIFICANCE = (f"paired t-test over seeds of log10(final test MSE) against {REFERENCE}, "
+                f"two-sided; * marks p < {ALPHA}")
 
 
 def _duration(seconds):
@@ -393,28 +542,59 @@ def run_study(config=None, executor=None):
                   baseline=what, solved_error=SOLVED_ERROR,
                   solved="every test answer within 0.04 of its target"),
         runs=runs, summary=summarize(config, runs),
+        significance=dict(method=SIGNIFICANCE, reference=REFERENCE, alpha=ALPHA,
+                          statistic="log10(final_mse)", pairs="seeds"),
         seconds=time.perf_counter() - start)
 
 
 def format_table(results):
-    """The closing table: variants sorted by median final MSE."""
+    """The closing table: variants sorted by median final MSE.
+
+    "within" is the median over seeds of the share of test answers within
+    SOLVED_ERROR ("solved" needs all of them); "x V" is the geometric mean
+    over seeds of the final MSE's ratio to V's, "p" the two-sided p of the
+    paired t-test on log10 of the final MSE
+    (``compare_with_reference``); * marks p < 0.05.
+    """
     def number(value):
         return "-" if value is None else f"{value:.2e}"
 
+    def versus(row):
+        vs = row.get("vs_V")
+        if vs is None or vs["ratio"] is None:
+            return f"{'':>8}{'':>9}"
+        p = "-" if vs["p"] is None else f"{vs['p']:.3f}" if vs["p"] >= 0.001 else "<0.001"
+        ratio = f"{vs['ratio']:.2g}" if vs["ratio"] < 100 else f"{vs['ratio']:.0f}"
+        return f"{ratio:>8}{p + ('*' if vs['significant'] else ' '):>9}"
+
+    def within(row):
+        w = row.get("median_within")
+        return "-" if w is None else f"{100 * w:.1f}%"
+
     seeds = results["config"]["seeds"]
-    lines = [f"{'variant':<8}{'median MSE':>12}{'best':>10}{'worst':>10}{'solved':>8}  notes",
-             "-" * 64]
+    lines = [f"{'variant':<8}{'median MSE':>12}{'best':>10}{'worst':>10}{'solved':>8}"
+             f"{'within':>8}{'x V':>8}{'p':>8}   notes",
+             "-" * 92]
     for row in results["summary"]:
         notes = [row["description"]]
         if row["failed"]:
             notes.append(f"{row['failed']} FAILED")
         if row["diverged"]:
             notes.append(f"{row['diverged']} diverged")
+        vs = row.get("vs_V")
+        if vs is not None and vs["pairs"] < row["seeds"]:
+            notes.append(f"test over {vs['pairs']} seeds")
         lines.append(f"{row['variant']:<8}{number(row['median_final_mse']):>12}"
                      f"{number(row['best_final_mse']):>10}{number(row['worst_final_mse']):>10}"
-                     f"{row['solved']:>5}/{seeds:<2}  " + "; ".join(notes))
+                     f"{row['solved']:>5}/{seeds:<2}{within(row):>8}{versus(row)}  "
+                     + "; ".join(notes))
     lines.append(f"baseline: MSE {results['task']['baseline_mse']:.3f} by answering "
                  f"{results['task']['baseline']}; solved: {results['task']['solved']}")
+    lines.append(f"within: median over seeds of the share of test answers within "
+                 f"{results['task'].get('solved_error', SOLVED_ERROR)} of their target")
+    if any(row.get("vs_V") for row in results["summary"]):
+        lines.append(f"x V: geometric mean over seeds of final MSE / V's; p: "
+                     f"{results.get('significance', {}).get('method', SIGNIFICANCE)}")
     return "\n".join(lines)
 
 
@@ -613,6 +793,12 @@ def build_parser():
     p.add_argument("--hidden-size", type=at_least(1), default=d.hidden_size, metavar="H",
                    help="default %(default)s")
     p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam (default %(default)s)")
+    p.add_argument("--lr-final", type=fraction, default=d.lr_final, metavar="F",
+                   help="learning rate at the last step as a fraction of --lr, reached along a "
+                        "cosine; 1 keeps it constant (default %(default)s)")
+    p.add_argument("--lr-decay-start", type=fraction, default=d.lr_decay_start, metavar="F",
+                   help="fraction of the steps at constant --lr before the decay begins "
+                        "(default %(default)s)")
     p.add_argument("--workers", type=at_least(1), default=d.workers, metavar="W",
                    help="processes (default: one per core)")
     p.add_argument("--out", default=os.path.join("runs", "study"), metavar="DIR",

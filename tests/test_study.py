@@ -13,7 +13,7 @@ from npylstm.study import StudyConfig, run_study
 
 TINY = dict(seq_len=6, seeds=2, steps=3, batch_size=8, hidden_size=4, test_size=40,
             eval_points=3, quiet=True)
-RUN_KEYS = {"variant", "seed", "failed", "error", "steps", "test_mse", "final_mse",
+RUN_KEYS = {"variant", "seed", "failed", "error", "steps", "test_mse", "final_mse", "within_criterion",
             "max_abs_error", "solved", "gradflow", "seconds"}
 
 
@@ -35,7 +35,7 @@ def test_command_line_writes_every_file(tmp_path):
     for name in ("curves.png", "final.png", "gradflow.png", "gates.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     results = json.loads((out / "results.json").read_text())
-    assert set(results) == {"config", "task", "runs", "summary", "seconds"}
+    assert set(results) == {"config", "task", "runs", "summary", "significance", "seconds"}
     assert results["config"]["variants"] == ["NP", "V", "NFG"] and results["config"]["steps"] == 3
     assert results["task"]["name"] == "adding" and results["task"]["baseline_mse"] == 1 / 6
     assert set(results["runs"]) == {"NP", "V", "NFG"}

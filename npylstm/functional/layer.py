@@ -14,10 +14,10 @@ torch to about 1e-15 in float64:
    matrix W = [W_hh | W_ih | b_ih + b_hh] (4H, K) with the stacked inputs
    [h_prev, x, 1] (K = Hout + I + 1). All four gates, the input, the
    recurrence and both biases come out of one BLAS call, with no separate
-   additions. (Projecting the inputs of all T steps in one GEMM before the
-   loop was measured slower here: OpenBLAS is slow for the thin K = I
-   product, 8 ms at the seed's shape, and the hoisted result costs a pass
-   over memory to add back at every step.)
+   additions. (For thin inputs this beats projecting the inputs of all T
+   steps before the loop: OpenBLAS is slow for the thin K = I product, 8 ms
+   at the seed's shape, and the hoisted result costs a pass over memory to
+   add back at every step. For wide inputs see trick 8.)
 2. Feature-major layout: one column per sequence. Inside this file a step
    computes the transpose of eq. 1, z^T = W [h_prev, x, 1]^T, (4H, N): the
    column-vector form of the textbooks. Then each gate is one contiguous
@@ -54,6 +54,16 @@ torch to about 1e-15 in float64:
 7. Backward reads the activations saved by forward (i, f, o, g, c, tanh(c)
    and the inputs of every step) and recomputes nothing: sigmoid' = s (1 - s)
    and tanh' = 1 - tanh^2 are taken from them.
+8. (Off by default; see HOIST_MIN_INPUT.) For wide inputs
+   (I >= HOIST_MIN_INPUT), the cached forward projects the
+   inputs of all T steps in one GEMM before the loop, as cuDNN does:
+   [W_ih | b] [x_t, 1]^T for every t is one (4H, I+1) x (I+1, T*N)
+   product into a (4H, T, N) workspace, and each step multiplies only
+   W_hh h_prev (K = Hout instead of Hout + I + 1) and adds its slice. The
+   sum is then taken in another order, so the result changes at round-off
+   only (and is no longer bit for bit that of trick 1 for those shapes).
+   The forward without a cache keeps trick 1 (a (4H, T, N) buffer would
+   undo its O(N H) memory). benchmarks/hoist.py measures it on and off.
 
 The variants (peephole, input_forget, clip, ablate; docs/lstm.md, section 11)
 run in their own step functions, ``_variant_step_forward`` and
@@ -76,6 +86,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .variant import check_variant
+
+# Trick 8 runs for input sizes I >= HOIST_MIN_INPUT. Off (inf): measured under
+# load, it was no faster at 2 threads (docs/benchmarks.md); benchmarks/hoist.py
+# measures it, and 256 would turn it on for layer 1 of a bidirectional H = 128 stack.
+HOIST_MIN_INPUT = float("inf")
 
 
 def _swap_go(w, H):
@@ -420,6 +435,16 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     if variant is not None and variant.clip is not None:
         keep = _buffer(workspace, "keep", (T, 4 * H, N), np.bool_)  # where clip let z through
 
+    hoist = I >= HOIST_MIN_INPUT
+    if hoist:
+        # Trick 8: the input part of eq. 1 for all steps in one GEMM before the
+        # loop, [W_ih | b] [x_t, 1]^T for every t; each step then multiplies
+        # only W_hh h_prev and adds it.
+        x_proj = _buffer(workspace, "x_proj", (4 * H, T * N), dtype)
+        np.matmul(weights_half[:, Hout:], inputs[Hout:].reshape(K - Hout, T * N), out=x_proj)
+        x_proj = x_proj.reshape(4 * H, T, N)
+        weights_h_half = np.ascontiguousarray(weights_half[:, :Hout])     # (4H, Hout)
+
     order = _step_order(T, reverse, batch_sizes, N)
     for t, n, t_prev, n_prev in order:
         a = inputs[:, t, :n]                                     # (K, n)
@@ -428,7 +453,11 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
             a[:Hout, :m] = hidden[t_prev, :, :m]                 # h_prev from the step before
         if m < n:
             a[:Hout, m:] = h0_t[:, m:n]                          # ... or h0 where a sequence starts
-        z = np.matmul(weights_half, a, out=gates[t, :, :n])      # (4H, n)
+        if hoist:
+            z = np.matmul(weights_h_half, a[:Hout], out=gates[t, :, :n])  # (4H, n)
+            z += x_proj[:, t, :n]
+        else:
+            z = np.matmul(weights_half, a, out=gates[t, :, :n])  # (4H, n)
         c_prev = _prev(cells, t_prev, n, n_prev, c0_t)
         _step_forward(z, c_prev, cells[t, :, :n], tanh_cells[t, :, :n], h_cells[t, :, :n],
                       tmp_2h[:, :n], variant, None if keep is None else keep[t, :, :n])
