@@ -1,6 +1,11 @@
 """npylstm against torch.nn.LSTM on the CPU, side by side, at 1 and at 2 threads.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py [--quick]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run.py --only charlm
+
+--only charlm runs the character model's cases alone (a couple of minutes):
+its training step and its sampling (charlm_cases); they are part of a full run
+too, and have their own section in docs/benchmarks.md (the CHARLM markers).
 
 Rules, so that the ratios mean something on a small, noisy machine:
 - both use the same number of threads, 1 and then 2 in the same run
@@ -58,6 +63,11 @@ CASES = [
 ]
 SCALE_T = [40, 200, 1000, 4000]                                          # N=32, I=1, H=100
 SCALE_H = [64, 128, 256, 512, 1024]                                      # T=40, N=64, I=32
+
+# The character model of issue 16: the default shape of `python -m npylstm.charlm train`
+# (npylstm/charlm/train.py: CharLMConfig), float32, with random ids over V = 97 characters.
+CHARLM = dict(vocab=97, hidden=256, layers=1, embed=64, seq_len=64, batch=64, lr=4e-3, clip=5.0)
+SAMPLE_LENGTH = 500                                                      # characters per sample() call
 
 # Issue 11's targets: (what, which rows, mode, limit at 1 thread, limit at 2 threads), float32.
 TARGETS = [
@@ -211,7 +221,11 @@ def main():
                     help="thread count of the scaling runs (default 2; 0 skips them)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--update-docs", action="store_true",
-                    help="also put latest.md into docs/benchmarks.md, between its LATEST markers")
+                    help="also put latest.md into docs/benchmarks.md, between its LATEST markers "
+                         "(with --only charlm: the character model's table, between the CHARLM markers)")
+    ap.add_argument("--only", choices=["charlm"], default=None,
+                    help="run only these cases: charlm = the character model's training step "
+                         "and sampling (a couple of minutes)")
     args = ap.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
     repeats = [2, 0.05, 3] if args.quick else [5, 0.3, 20]             # min, min seconds, max
@@ -222,7 +236,22 @@ def main():
         if env["openblas_env"][k] is not None:
             print(f"warning: {k} is set; it slows numpy's BLAS about 2x. Run with "
                   f"env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE", file=sys.stderr)
-    results = dict(environment=env, rounds=rounds, cases=[], scaling_T=[], scaling_H=[])
+    results = dict(environment=env, rounds=rounds, cases=[], scaling_T=[], scaling_H=[], charlm=[])
+    if args.only == "charlm":
+        results["charlm"] = charlm_cases(rounds, thread_counts, args.quick)
+        env["load_average_end"] = os.getloadavg()
+        results["seconds"] = time.time() - started
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "latest_charlm.json").write_text(json.dumps(results, indent=1))
+        md = charlm_markdown(results, header=True)
+        (out / "latest_charlm.md").write_text(md)
+        if args.update_docs:
+            update_docs(ROOT / "docs" / "benchmarks.md", md, CHARLM_BEGIN, CHARLM_END)
+        print(md)
+        print(f"wrote {out / 'latest_charlm.json'}, {out / 'latest_charlm.md'} "
+              f"in {results['seconds']:.0f} s")
+        return
 
     # The seed's training run: same initial weights, data and optimiser in both.
     with tempfile.TemporaryDirectory() as tmp:
@@ -282,6 +311,8 @@ def main():
                                      npylstm_peak_rss_over_start=n["peak_rss_over_start"],
                                      torch_peak_rss_over_start=t["peak_rss_over_start"]))
 
+    results["charlm"] = charlm_cases(rounds, thread_counts, args.quick)
+
     env["load_average_end"] = os.getloadavg()
     results["seconds"] = time.time() - started
     results["targets"] = check_targets(results)
@@ -293,21 +324,81 @@ def main():
     plot(results, ROOT / "docs" / "benchmarks.png")
     if args.update_docs:
         update_docs(ROOT / "docs" / "benchmarks.md", md)
+        update_docs(ROOT / "docs" / "benchmarks.md", charlm_markdown(results, header=True),
+                    CHARLM_BEGIN, CHARLM_END)
     print(md)
     print(f"wrote {out / 'latest.json'}, {out / 'latest.md'}, docs/benchmarks.png "
           f"in {results['seconds']:.0f} s")
 
 
 BEGIN, END = "<!-- LATEST: written by benchmarks/run.py --update-docs -->", "<!-- END LATEST -->"
+CHARLM_BEGIN = "<!-- CHARLM: written by benchmarks/run.py [--only charlm] --update-docs -->"
+CHARLM_END = "<!-- END CHARLM -->"
 
 
-def update_docs(path, md):
-    """Replace the text between the LATEST markers of docs/benchmarks.md with ``md``."""
+def update_docs(path, md, begin=BEGIN, end=END):
+    """Replace the text between the markers ``begin`` and ``end`` of docs/benchmarks.md with ``md``."""
     text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path} has no LATEST markers; paste latest.md by hand")
-    head, rest = text.split(BEGIN, 1)
-    path.write_text(head + BEGIN + "\n" + md + rest[rest.index(END):])
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path} has no {begin} ... {end} markers; paste the table by hand")
+    head, rest = text.split(begin, 1)
+    path.write_text(head + begin + "\n" + md + rest[rest.index(end):])
+
+
+def charlm_cases(rounds, thread_counts, quick):
+    """The character model's training step at every thread count, and its sampling
+    (N = 1) at 1 thread, both implementations alternating as for the other cases.
+
+    Returns [row, row]: {"name", "kind", "chars", "threads": {th: summary}}, where
+    summary has each implementation's median seconds and characters per second
+    and the ratio npylstm / torch of the times.
+    """
+    rows = []
+    step = dict(CHARLM, kind="charlm_step", dtype="float32", peak_repeats=0,
+                repeats=[3, 0.3, 5] if quick else [5, 2.0, 30])
+    step["name"] = (f"training step: CharLM V{CHARLM['vocab']} E{CHARLM['embed']} "
+                    f"H{CHARLM['hidden']} L{CHARLM['layers']}, T{CHARLM['seq_len']} B{CHARLM['batch']}")
+    sample = dict(CHARLM, kind="charlm_sample", dtype="float32", peak_repeats=0, length=SAMPLE_LENGTH,
+                  repeats=[3, 0.3, 5] if quick else [5, 2.0, 20])
+    sample["name"] = f"sampling, N = 1: {SAMPLE_LENGTH} characters, same model (random weights)"
+    for case, mode, threads, chars in ((step, "step", thread_counts, CHARLM["seq_len"] * CHARLM["batch"]),
+                                       (sample, "sample", [1], SAMPLE_LENGTH)):
+        print(f"{case['name']} ...", flush=True)
+        runs = alternate(case, rounds, threads, [mode])
+        row = dict(name=case["name"], kind=case["kind"], chars=chars, threads={})
+        for th in threads:
+            row["threads"][str(th)] = s = summarize(runs[th], [mode])
+            for impl in ("npylstm", "torch"):
+                s[impl]["chars_per_s"] = chars / s[impl][mode]
+        rows.append(row)
+    return rows
+
+
+def charlm_markdown(res, header=False):
+    """The character model's table: characters per second and the time ratio."""
+    lines = markdown_header(res) + [""] if header else []
+    lines += ["Character model (issue 16), float32: the default shape of `python -m npylstm.charlm "
+              "train` (V = 97 random ids, embedding 64, 1 layer of 256, T = 64, B = 64). Training "
+              "step: npylstm.charlm.train_step (forward, CrossEntropyLoss, backward, "
+              "clip_grad_norm_(5), Adam) against nn.Embedding, nn.LSTM, nn.Linear, F.cross_entropy, "
+              "clip_grad_norm_ and torch.optim.Adam, the state carried and detached; characters = "
+              "T * B per step. Sampling: npylstm.charlm.sampling.sample against a loop of one-step "
+              "nn.LSTM calls with the state carried, softmax and torch.multinomial, both from "
+              "random weights (the time does not depend on them). Ratio = npylstm time / torch "
+              "time (below 1: npylstm is faster); median over rounds, per round after it, with "
+              "the phase probe GFLOP/s numpy-torch of each round (a 2-thread probe near or below "
+              "the 1-thread one: a slow phase of the machine).", "",
+              "| case | threads | npylstm chars/s | torch chars/s | ratio | per round | phase probe per round |",
+              "|---|---|---|---|---|---|---|"]
+    for row in res.get("charlm", []):
+        mode = "step" if row["kind"] == "charlm_step" else "sample"
+        for th, s in row["threads"].items():
+            per = " / ".join(f"{r[f'ratio_{mode}']:.2f}" for r in s["rounds"])
+            probe = " / ".join(f"{r['probe_numpy']:.0f}-{r['probe_torch']:.0f}" for r in s["rounds"])
+            lines.append(f"| {row['name']} | {th} | {s['npylstm']['chars_per_s']:,.0f} "
+                         f"| {s['torch']['chars_per_s']:,.0f} | **{s[f'ratio_{mode}']:.2f}** | {per} "
+                         f"| {probe} |")
+    return "\n".join(lines) + "\n"
 
 
 def check_targets(res):
@@ -339,11 +430,11 @@ def mb(b):
     return f"{b / 1e6:.1f}"
 
 
-def markdown(res):
+def markdown_header(res):
+    """The CPU, libraries, environment variables and load of a run."""
     env = res["environment"]
     blas = ", ".join(f"{b['library']} {b['version']} (kernel {b['kernel']})" for b in env["blas"])
-    threads = [str(t) for t in env["threads"]]
-    lines = [
+    return [
         f"CPU: {env['cpu']} (vendor {env.get('cpu_vendor', '?')}, "
         f"{env.get('cpu_family_model', '?')}; {', '.join(env.get('cpu_flags', [])) or 'no AVX flags read'}), "
         f"{env['cpu_count']} cores. numpy {env['numpy']} with {blas}; "
@@ -355,6 +446,12 @@ def markdown(res):
         f"{res['seconds'] / 60:.1f} minutes in all. Forward: npylstm.no_grad() against "
         f"torch.no_grad().",
     ]
+
+
+def markdown(res):
+    env = res["environment"]
+    threads = [str(t) for t in env["threads"]]
+    lines = markdown_header(res)
     # The probe: what one small GEMM ran at, per thread count, over every process of the run.
     lines += ["", "Phase probe (a flag for slow phases, not a peak): GFLOP/s of a fixed float32 GEMM "
               "(128x256 by 256x512) timed in every process, median over the run (min-max). At 2 "
@@ -392,6 +489,8 @@ def markdown(res):
                 f"| {per('fwd')} | {ms(n['fb'])} | {ms(t['fb'])} | **{s['ratio_fb']:.2f}** "
                 f"| {per('fb')} | {probe} |")
     lines += efficiency_tables(res, threads)
+    if res.get("charlm"):
+        lines += ["", charlm_markdown(res).rstrip("\n")]
     lines += ["", "Targets of issue 11 (float32, median ratios of this run):", "",
               "| target | threads | limit | this run | |", "|---|---|---|---|---|"]
     for t in res["targets"]:

@@ -126,6 +126,8 @@ def run_npylstm(case, threads):
     probe = [numpy_probe()]
     if case["kind"] == "train":
         result = train_npylstm(case, dtype)
+    elif case["kind"] in CHARLM_KINDS:
+        result = CHARLM_KINDS[case["kind"]][0](case, dtype)
     else:
         result = lstm_npylstm(case, dtype)
     probe.append(numpy_probe())
@@ -292,6 +294,8 @@ def run_torch(case, threads):
     probe = [torch_probe()]
     if case["kind"] == "train":
         result = train_torch(case, dtype)
+    elif case["kind"] in CHARLM_KINDS:
+        result = CHARLM_KINDS[case["kind"]][1](case, dtype)
     else:
         result = lstm_torch(case, dtype)
     probe.append(torch_probe())
@@ -354,6 +358,113 @@ def train_torch(case, dtype):
         opt.step()
     seconds = time.perf_counter() - t0
     return dict(train=seconds, final_loss=losses[-1], first_loss=losses[0])
+
+
+# The character model (issue 16): the default shape of `python -m npylstm.charlm train`
+# (npylstm/charlm/train.py: CharLMConfig), with random ids over V characters.
+
+def charlm_ids(case):
+    """Random (T, B) inputs and targets of one chunk, the same in both processes."""
+    rng = np.random.default_rng(5)
+    T, B, V = case["seq_len"], case["batch"], case["vocab"]
+    return rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B))
+
+
+def charlm_step_npylstm(case, dtype):
+    """Median time of npylstm.charlm.train_step on one chunk: forward, cross-entropy,
+    backward, clip_grad_norm_(clip), Adam step; the state carried from call to call."""
+    import npylstm
+    from npylstm.charlm import CharLM, train_step
+    model = CharLM(case["vocab"], case["hidden"], case["layers"], case["embed"], dtype=dtype, rng=0)
+    opt = npylstm.Adam(model.parameters(), lr=case["lr"])
+    crit = npylstm.CrossEntropyLoss()
+    inputs, targets = charlm_ids(case)
+    carried = [None]
+
+    def step():
+        loss, carried[0] = train_step(model, opt, crit, inputs, targets, carried[0], case["clip"])
+
+    seconds, repeats = median_time(step, *case["repeats"])
+    return dict(step=seconds, step_repeats=repeats)
+
+
+def torch_charlm(case, dtype):
+    """nn.Embedding -> nn.LSTM -> nn.Linear, torch's default initialisation."""
+    import torch
+    torch.manual_seed(0)
+    emb = torch.nn.Embedding(case["vocab"], case["embed"]).to(dtype)
+    lstm = torch.nn.LSTM(case["embed"], case["hidden"], case["layers"]).to(dtype)
+    linear = torch.nn.Linear(case["hidden"], case["vocab"]).to(dtype)
+    return emb, lstm, linear
+
+
+def charlm_step_torch(case, dtype):
+    """The same step in torch: forward, F.cross_entropy, backward, clip_grad_norm_, Adam;
+    the state carried and detached (word_language_model's repackage_hidden)."""
+    import torch
+    import torch.nn.functional as F
+    emb, lstm, linear = torch_charlm(case, dtype)
+    params = [p for m in (emb, lstm, linear) for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=case["lr"])
+    inputs, targets = (torch.as_tensor(a) for a in charlm_ids(case))
+    carried = [None]
+
+    def step():
+        state = None if carried[0] is None else tuple(s.detach() for s in carried[0])
+        out, carried[0] = lstm(emb(inputs), state)
+        loss = F.cross_entropy(linear(out).reshape(-1, case["vocab"]), targets.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, case["clip"])
+        opt.step()
+
+    seconds, repeats = median_time(step, *case["repeats"])
+    return dict(step=seconds, step_repeats=repeats)
+
+
+def charlm_vocab(V):
+    """V distinct characters (tab, newline and printable ASCII, then further code points)."""
+    from npylstm.text import Vocabulary
+    chars = ["\t", "\n"] + [chr(c) for c in range(32, 127)]
+    chars += [chr(c) for c in range(161, 161 + max(0, V - len(chars)))]
+    return Vocabulary("".join(sorted(chars[:V])))
+
+
+def charlm_sample_npylstm(case, dtype):
+    """Median time of npylstm.charlm.sampling.sample drawing case["length"] characters
+    from an untrained CharLM (random weights: the time does not depend on them)."""
+    from npylstm.charlm import CharLM
+    from npylstm.charlm.sampling import sample
+    model = CharLM(case["vocab"], case["hidden"], case["layers"], case["embed"], dtype=dtype, rng=0)
+    vocab = charlm_vocab(case["vocab"])
+    seconds, repeats = median_time(lambda: sample(model, vocab, case["length"], seed=0), *case["repeats"])
+    return dict(sample=seconds, sample_repeats=repeats)
+
+
+def charlm_sample_torch(case, dtype):
+    """The same in torch: one-step nn.LSTM calls with the state carried, softmax and
+    torch.multinomial, under no_grad; it reads one start character as sample does."""
+    import torch
+    emb, lstm, linear = torch_charlm(case, dtype)
+    torch.manual_seed(0)
+
+    @torch.no_grad()
+    def sample():
+        x, state = torch.zeros(1, 1, dtype=torch.long), None
+        drawn = []
+        for _ in range(case["length"]):
+            out, state = lstm(emb(x), state)                          # (1, 1, H): N = 1
+            p = torch.softmax(linear(out[0, 0]), dim=-1)
+            x = torch.multinomial(p, 1).view(1, 1)
+            drawn.append(int(x))
+        return drawn
+
+    seconds, repeats = median_time(sample, *case["repeats"])
+    return dict(sample=seconds, sample_repeats=repeats)
+
+
+CHARLM_KINDS = {"charlm_step": (charlm_step_npylstm, charlm_step_torch),
+                "charlm_sample": (charlm_sample_npylstm, charlm_sample_torch)}
 
 
 def lengths_of(case, T, N):
