@@ -74,7 +74,7 @@ def tables(cells, errors, seconds, model_line):
     """The Markdown between the markers."""
     lines = [f"Model: {model_line}. `inspect` on {cells['chars']:,} characters took "
              f"{seconds[0]:.0f} s, and the order-{errors['ngram_order']} n-gram another "
-             f"{seconds[1]:.0f} s (measured under load).", "",
+             f"{seconds[1]:.0f} s (on the machine that ran this command).", "",
              "| feature | best cell (layer, unit) | r | next best |r| |", "|---|---|---|---|"]
     for name, rows in cells["features"].items():
         best = rows[0]

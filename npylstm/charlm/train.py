@@ -51,13 +51,13 @@ class CharLMConfig:
     - seq_len 64: char-rnn's 50 and the reference's 64; the state is carried across chunks,
       so the context is not limited to T, only how far back the gradient reaches.
     - lr_half_life 900: exponential decay, as char-rnn's learning_rate_decay; the default
-      run ends at 1/10 of lr. It depends on the step alone, so a resumed run is exact (a
+      run ends at about 1/22 of lr. It depends on the step alone, so a resumed run is exact (a
       cosine to the end of --steps would change with --steps).
     - clip 5: char-rnn's (here the total norm, clip_grad_norm_).
-    - steps 3000 (3000 x 64 x 64 = 12.3 M characters, 1.07 passes over the training part
-      of the stdlib): about 8 minutes at the 26k characters per CPU second that the default
-      run used on this busy 2-core machine (one BLAS thread); it reached 1.815 bits per
-      character on the whole held-out part (1.823 after 2700 steps).
+    - steps 4000 (4000 x 64 x 64 = 16.4 M characters, 1.42 passes over the training part
+      of the stdlib): 7 min 37 s in all on 2 quiet cores of an Intel Xeon (37k characters
+      per second, 7 min 22 s of it training), 1.792 bits per character on the whole held-out
+      part; 3000 steps gave 1.815 and 2700 gave 1.823.
     """
     text: Optional[str] = None     # a UTF-8 file, used as it is; None: npylstm.text.python_corpus()
     hidden_size: int = 256         # H
@@ -65,7 +65,7 @@ class CharLMConfig:
     embedding_dim: int = 64        # E
     seq_len: int = 64              # T, steps per chunk: how far the gradient reaches back
     batch_size: int = 64           # B contiguous streams
-    steps: int = 3000              # Adam steps (chunks), counting those of a resumed run
+    steps: int = 4000              # Adam steps (chunks), counting those of a resumed run
     lr: float = 4e-3               # Adam's learning rate at step 1
     lr_half_life: int = 900        # steps in which the learning rate halves; 0: constant
     clip: Optional[float] = 5.0    # max total gradient norm; None: no clipping
