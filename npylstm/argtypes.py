@@ -9,6 +9,8 @@ import argparse
 import math
 import sys
 
+import numpy as np
+
 DTYPES = ("float32", "float64")          # use as choices=DTYPES
 
 
@@ -63,3 +65,32 @@ def fail(prog, message):
     argument syntax: ``return fail(PROG, ...)`` from ``main``."""
     print(f"{prog}: error: {message}", file=sys.stderr)
     return 1
+
+
+# ----------------------------------------------------------------------------- config fields
+# The dataclass configs (TrainConfig, CharLMConfig) check their fields with these, so that
+# train() and train_charlm() refuse what the command line would refuse, in the same words.
+
+class ConfigError(ValueError):
+    """A config setting that cannot run; ``field`` names it (the command line's --field)."""
+
+    def __init__(self, field, message):
+        super().__init__(f"{field} {message}")
+        self.field, self.message = field, message
+
+
+def check_integer(config, name, minimum):
+    """ConfigError unless config.<name> is an integer (not a bool) >= minimum."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ConfigError(name, f"must be {what}, got {value!r}")
+
+
+def check_positive(config, name):
+    """ConfigError unless config.<name> is a finite number > 0."""
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ConfigError(name, f"must be a finite number > 0, got {value!r}")
+

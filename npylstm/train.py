@@ -12,7 +12,6 @@ Shapes: T = seq_len steps, N windows.
 """
 import argparse
 import dataclasses
-import math
 import os
 import sys
 import time
@@ -22,7 +21,8 @@ from typing import List, Optional
 import numpy as np
 
 from . import data as sine
-from .argtypes import DTYPES, at_least, fail, positive_float
+from .argtypes import (DTYPES, ConfigError, at_least, check_integer, check_positive, fail,
+                       positive_float)
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .files import cannot_write, make_folder, write_json
 from .clip import clip_grad_norm_
@@ -52,28 +52,16 @@ class TrainConfig:
 
     def validate(self):
         """Raise ConfigError (naming the field) for the first setting that cannot run."""
-        def integer(name, minimum):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-                raise ConfigError(name, f"must be {what}, got {value!r}")
-
-        def positive(name):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not math.isfinite(value) or value <= 0:
-                raise ConfigError(name, f"must be a finite number > 0, got {value!r}")
-
         for name in ("num_points", "seq_len", "num_valid", "hidden_size", "num_layers", "epochs"):
-            integer(name, 1)
+            check_integer(self, name, 1)
         for name in ("seed", "forecast", "log_every"):
-            integer(name, 0)
-        positive("period")
-        positive("lr")
+            check_integer(self, name, 0)
+        check_positive(self, "period")
+        check_positive(self, "lr")
         if self.batch_size is not None:
-            integer("batch_size", 1)
+            check_integer(self, "batch_size", 1)
         if self.clip is not None:
-            positive("clip")
+            check_positive(self, "clip")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError("dtype", f"must be 'float32' or 'float64', got {self.dtype!r}")
         windows = self.num_points - self.seq_len
@@ -83,14 +71,6 @@ class TrainConfig:
                 f"{self.num_points} points give {max(windows, 0)} windows of {self.seq_len}, "
                 f"so seq_len must be < {self.num_points - self.num_valid}"))
         return self
-
-
-class ConfigError(ValueError):
-    """A TrainConfig setting that cannot run; ``field`` names it."""
-
-    def __init__(self, field, message):
-        super().__init__(f"{field} {message}")
-        self.field, self.message = field, message
 
 
 # Settings that must be the same to resume a run exactly; the others

@@ -22,7 +22,8 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from .. import text as texts
-from ..argtypes import DTYPES, at_least, fail, positive_float, probability
+from ..argtypes import (DTYPES, ConfigError, at_least, check_integer, check_positive, fail,
+                        positive_float, probability)
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..files import cannot_write, make_folder, write_json, write_text
 from ..loss import CrossEntropyLoss
@@ -79,25 +80,14 @@ class CharLMConfig:
 
     def validate(self):
         """Raise ConfigError (naming the field) for the first setting that cannot run."""
-        def integer(name, minimum):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ConfigError(name, f"must be an integer >= {minimum}, got {value!r}")
-
-        def positive(name):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
-                    or not math.isfinite(value) or value <= 0:
-                raise ConfigError(name, f"must be a finite number > 0, got {value!r}")
-
         for name in ("hidden_size", "num_layers", "embedding_dim", "seq_len", "batch_size",
                      "steps", "log_every", "eval_every", "eval_chars"):
-            integer(name, 1)
+            check_integer(self, name, 1)
         for name in ("lr_half_life", "seed", "sample_chars"):
-            integer(name, 0)
-        positive("lr")
+            check_integer(self, name, 0)
+        check_positive(self, "lr")
         if self.clip is not None:
-            positive("clip")
+            check_positive(self, "clip")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
                 or not 0 <= self.dropout < 1:
             raise ConfigError("dropout", f"must be a number in [0, 1), got {self.dropout!r}")
@@ -106,14 +96,6 @@ class CharLMConfig:
         if self.text is not None and not isinstance(self.text, str):
             raise ConfigError("text", f"must be a file name or None, got {self.text!r}")
         return self
-
-
-class ConfigError(ValueError):
-    """A CharLMConfig setting that cannot run (or does not fit the text); ``field`` names it."""
-
-    def __init__(self, field, message):
-        super().__init__(f"{field} {message}")
-        self.field, self.message = field, message
 
 
 class TextError(ValueError):
