@@ -93,4 +93,3 @@ def check_positive(config, name):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
             or not math.isfinite(value) or value <= 0:
         raise ConfigError(name, f"must be a finite number > 0, got {value!r}")
-
