@@ -78,6 +78,10 @@ class ConfigError(ValueError):
         super().__init__(f"{field} {message}")
         self.field, self.message = field, message
 
+    def argument_message(self):
+        """The message as argparse words it for the field's option: 'argument --field-name: ...'."""
+        return f"argument --{self.field.replace('_', '-')}: {self.message}"
+
 
 def check_integer(config, name, minimum):
     """ConfigError unless config.<name> is an integer (not a bool) >= minimum."""

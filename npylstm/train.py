@@ -363,7 +363,7 @@ def main(argv=None):
     try:
         cfg.validate()
     except ConfigError as err:
-        parser.error(f"argument --{err.field.replace('_', '-')}: {err.message}")
+        parser.error(err.argument_message())
 
     try:
         make_folder(args.out)

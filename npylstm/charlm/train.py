@@ -563,7 +563,7 @@ def run(args, parser):
     try:
         cfg.validate()
     except ConfigError as err:
-        parser.error(f"argument --{err.field.replace('_', '-')}: {err.message}")
+        parser.error(err.argument_message())
     try:
         make_folder(args.out)
     except OSError as err:
@@ -574,7 +574,7 @@ def run(args, parser):
     except TextError as err:
         parser.error(f"argument --text: {err}")
     except ConfigError as err:
-        parser.error(f"argument --{err.field.replace('_', '-')}: {err.message}")
+        parser.error(err.argument_message())
     except (CheckpointError, FileNotFoundError) as err:
         return fail(TRAIN_PROG, str(err))
     try:
