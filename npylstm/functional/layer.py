@@ -64,6 +64,16 @@ torch to about 1e-15 in float64:
    only (and is no longer bit for bit that of trick 1 for those shapes).
    The forward without a cache keeps trick 1 (a (4H, T, N) buffer would
    undo its O(N H) memory). benchmarks/hoist.py measures it on and off.
+9. (The variants only.) A variant's backward step is linear in the incoming
+   dh and dc, with factors that forward has fixed: dz_o = dh q_o,
+   dz_i,f,g = dc q_i,f,g, dc += dh b, dc_prev = dc phi. Before the loop,
+   ``_variant_local_derivatives`` computes q, b and phi for all steps in a
+   few array operations, peepholes, CIFG, clip and ablations folded in; each
+   step then makes four products and an addition, and the peephole
+   gradients are three sums after the loop. The products are grouped
+   differently, so results change at round-off only. (The plain path keeps
+   its step as it is: it is the one tests/test_variants_default.py holds to
+   c6dfe56 bit for bit.)
 
 The variants (peephole, input_forget, clip, ablate; docs/lstm.md, section 11)
 run in their own step functions, ``_variant_step_forward`` and
@@ -143,6 +153,24 @@ def _prev(states, t_prev, n, n_prev, initial):
     if n <= n_prev:
         return states[t_prev, :, :n]
     return np.concatenate([states[t_prev, :, :n_prev], initial[:, n_prev:n]], axis=1)
+
+
+def _previous_cells(cells, c0_t, order, packed, workspace):
+    """(T, H, N): the cell each step started from, c_prev of step t at [t]
+    (the columns of sequences not running at a step are zero with lengths).
+    cells: (T, H, N); c0_t: (H, N); order: from _step_order."""
+    T = cells.shape[0]
+    c_prevs = _buffer(workspace, "c_prevs", cells.shape, cells.dtype, zero=packed)
+    if packed:
+        for t, n, t_prev, n_prev in order:
+            c_prevs[t, :, :n] = _prev(cells, t_prev, n, n_prev, c0_t)
+    elif order[0][0] == 0:                                       # forward: from step t - 1
+        c_prevs[0] = c0_t
+        c_prevs[1:] = cells[:T - 1]
+    else:                                                        # reverse: from step t + 1
+        c_prevs[T - 1] = c0_t
+        c_prevs[:T - 1] = cells[1:]
+    return c_prevs
 
 
 def _lengths_from_batch_sizes(batch_sizes, N):
@@ -242,61 +270,86 @@ def _variant_step_forward(z, c_prev, c, act_c, v, keep, tmp):
         z_o.fill(1)
 
 
-def _variant_step_backward(dh, dc, z, c_prev, c, act_c, dz, v, keep, tmp, grad_peephole):
-    """One backward step of a variant LSTM (docs/lstm.md, eq. 40-45).
+def _variant_local_derivatives(z, c_prev, act_c, v, keep, workspace):
+    """Trick 9: every factor of a variant's BPTT step that does not depend on
+    the incoming gradients, for all steps at once (docs/lstm.md, eq. 40-45).
 
-    Feature-major, gate order (i, f, o, g). dh: (H, n), dLoss/d(o * act(c));
-    dc: (H, n), comes in as the gradient from step t+1 and leaves as the one
-    for c_prev; z: the gates i, f, o, g that forward kept; dz: (4H, n), gets
-    dLoss/dz. An ablated gate is the constant 1, so its s (1 - s) is 0 and
-    its dz is 0 with no special case. grad_peephole: (3, H), the sums for
-    w_ci, w_cf, w_co, added to. tmp: (2H, n) scratch.
+    Eq. 40-45 make dz and dc_prev of a step linear in the incoming dh and dc,
+    with factors that forward has already fixed:
+
+        dc     = dc_next + dh * b,     b   = o a'(c) + w_co q_o
+        dz_o   = dh * q_o,             q_o = a(c) o (1 - o) kappa_o
+        dz_i   = dc * q_i,             q_i = (g, or g - c_prev with CIFG) i (1 - i) kappa_i
+        dz_f   = dc * q_f,             q_f = c_prev f (1 - f) kappa_f  (0 with CIFG)
+        dz_g   = dc * q_g,             q_g = i g' kappa_g
+        dc_prev = dc * phi,            phi = f + w_ci q_i + w_cf q_f
+
+    (a = tanh or the identity with NOAF, g' = 1 - g^2 or 1 with NIAF, kappa =
+    1 where clip let z through; an ablated gate s = 1 has s (1 - s) = 0.) So the
+    loop over steps computes only four products and an addition; the factors
+    are a few array operations over all T steps. The products are the same,
+    grouped differently: results change at round-off only.
+
+    Inputs (feature-major, gate order (i, f, o, g)): z (T, 4H, N), the gates
+    that forward kept; c_prev, act_c (T, H, N); v: the _Variant; keep:
+    (T, 4H, N) bool or None.
+
+    Returns q (T, 4H, N), b (T, H, N), phi (T, H, N).
     """
-    H = c.shape[0]
-    i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
-    d_if, d_i, d_f, d_o, d_g = dz[:2 * H], dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
-    t1, t2 = tmp[:H], tmp[H:]
-    np.multiply(dh, act_c, out=d_o)                              # do = dh * act(c)
-    np.subtract(1, o, out=t1)
-    t1 *= o
-    d_o *= t1                                                    # dz_o = do * o (1 - o)
-    if v.clip is not None:
-        d_o *= keep[2 * H:3 * H]
-    if "output_activation" in v.ablate:
-        np.multiply(dh, o, out=t1)                               # act'(c) = 1
+    T, H4, N = z.shape
+    H = H4 // 4
+    dtype = z.dtype
+    i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+    q = _buffer(workspace, "local_q", (T, 4 * H, N), dtype)
+    b = _buffer(workspace, "local_b", (T, H, N), dtype)
+    phi = _buffer(workspace, "local_phi", (T, H, N), dtype)
+    q_i, q_f, q_o, q_g = q[:, :H], q[:, H:2 * H], q[:, 2 * H:3 * H], q[:, 3 * H:]
+    np.subtract(1, z[:, :3 * H], out=q[:, :3 * H])
+    q[:, :3 * H] *= z[:, :3 * H]                                 # s (1 - s) for i, f, o
+    if v.input_forget:
+        q_i *= np.subtract(g, c_prev, out=b)                     # f = 1 - i (eq. 42)
+        q_f.fill(0)
     else:
-        np.multiply(act_c, act_c, out=t1)
-        np.subtract(1, t1, out=t1)
-        t1 *= o
-        t1 *= dh
-    dc += t1                                                     # dc += dh * o * act'(c)
-    if v.peephole:
-        dc += np.multiply(v.w_co, d_o, out=t1)                   # z_o saw c through w_co
-        grad_peephole[2] += np.multiply(d_o, c, out=t1).sum(axis=1)
-    np.multiply(dc, g, out=d_i)                                  # di = dc * g
-    np.multiply(dc, c_prev, out=d_f)                             # df = dc * c_prev
-    np.multiply(dc, i, out=d_g)                                  # dg = dc * i
-    if v.input_forget:
-        d_i -= d_f                                               # f = 1 - i
-    dc *= f                                                      # dc_prev = dc * f (+ peepholes below)
-    np.subtract(1, z[:2 * H], out=tmp)
-    tmp *= z[:2 * H]
-    d_if *= tmp                                                  # d(i, f) *= s (1 - s)
-    if v.input_forget:
-        d_f.fill(0)
-    if "input_activation" not in v.ablate:
-        np.multiply(g, g, out=t1)
-        np.subtract(1, t1, out=t1)
-        d_g *= t1                                                # dg *= 1 - g^2
+        q_i *= g
+        q_f *= c_prev
+    q_o *= act_c
+    if "input_activation" in v.ablate:
+        q_g[...] = i                                             # g' = 1
+    else:
+        np.multiply(g, g, out=q_g)
+        np.subtract(1, q_g, out=q_g)
+        q_g *= i                                                 # i (1 - g^2)
     if v.clip is not None:
-        d_if *= keep[:2 * H]
-        d_g *= keep[3 * H:]
+        q *= keep                                                # eq. 43
+    if "output_activation" in v.ablate:
+        b[...] = o                                               # a'(c) = 1
+    else:
+        np.multiply(act_c, act_c, out=b)
+        np.subtract(1, b, out=b)
+        b *= o                                                   # o (1 - tanh(c)^2)
+    phi[...] = f
     if v.peephole:
-        peep = np.multiply(v.w_ci, d_i, out=t1)
-        dc += peep
-        dc += np.multiply(v.w_cf, d_f, out=t2)                   # dc_prev += dz_i w_ci + dz_f w_cf
-        prod = np.multiply(d_if.reshape(2, H, -1), c_prev, out=tmp.reshape(2, H, -1))
-        grad_peephole[:2] += prod.sum(axis=2)                    # dw_ci, dw_cf += sum_n dz * c_prev
+        scratch = _buffer(workspace, "local_scratch", (T, H, N), dtype)
+        b += np.multiply(v.w_co, q_o, out=scratch)               # dz_o reaches c through w_co
+        phi += np.multiply(v.w_ci, q_i, out=scratch)
+        phi += np.multiply(v.w_cf, q_f, out=scratch)             # eq. 44
+    return q, b, phi
+
+
+def _variant_step_backward(dh, dc, dz, q, b, phi, tmp):
+    """One backward step of a variant LSTM (docs/lstm.md, eq. 40-45), in place,
+    with its factors from ``_variant_local_derivatives`` (trick 9).
+
+    Feature-major, gate order (i, f, o, g). dh (H, n): dLoss/dh of this step;
+    dc (H, n) comes in as the gradient from step t+1 and leaves as the one for
+    c_prev; dz (4H, n) receives dLoss/dz; q (4H, n), b, phi (H, n): this
+    step's factors; tmp: (H, n) scratch.
+    """
+    H = dc.shape[0]
+    dc += np.multiply(dh, b, out=tmp)                            # eq. 40-41
+    np.multiply(q.reshape(4, H, -1), dc, out=dz.reshape(4, H, -1))   # dz_i, dz_f, dz_g = dc q
+    np.multiply(dh, q[2 * H:3 * H], out=dz[2 * H:3 * H])         # dz_o = dh q_o
+    dc *= phi                                                    # eq. 44
 
 
 def _step_forward(z, c_prev, c, act_c, h_cell, tmp, variant=None, keep=None):
@@ -326,21 +379,22 @@ def _step_forward(z, c_prev, c, act_c, h_cell, tmp, variant=None, keep=None):
         np.multiply(z[2 * H:3 * H], act_c, out=h_cell)           # h = o * act(c)
 
 
-def _step_backward(dh, dc, z, c_prev, c, act_c, dz, tmp, variant=None, keep=None,
-                   grad_peephole=None):
+def _step_backward(dh, dc, z, c_prev, act_c, dz, tmp, local=None):
     """One backward step before its GEMM (eq. 8-16; a variant's eq. 40-45), in place:
     the mirror of ``_step_forward``.
 
     Feature-major, gate order (i, f, o, g). dh (H, n): dLoss/d(o * act(c)) of
     this step (from the output and from step t+1); dc (H, n) comes in as the
     gradient from step t+1 and leaves as the one for c_prev; z (4H, n): the
-    gates i, f, o, g that forward kept; c, act_c (H, n): this step's cell and
-    act(c); dz (4H, n) receives dLoss/dz, which the GEMM after the step turns
-    into dh_prev. tmp: (3H, n) scratch; keep: (4H, n) bool with clip, else
-    None; grad_peephole: (3, H), the sums for w_ci, w_cf, w_co, added to.
+    gates i, f, o, g that forward kept; c_prev, act_c (H, n): the cell this
+    step started from and tanh of its new cell; dz (4H, n) receives
+    dLoss/dz, which the GEMM after the step turns into dh_prev. tmp: (3H, n)
+    scratch. local: None on the plain path; for a variant, this step's
+    (q, b, phi) from ``_variant_local_derivatives`` (then z, c_prev and act_c
+    are not read: the factors hold what is needed of them).
     """
     H = dc.shape[0]
-    if variant is None:
+    if local is None:
         i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
         d_i, d_f, d_o, d_g = dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
         t1 = tmp[:H]
@@ -362,8 +416,7 @@ def _step_backward(dh, dc, z, c_prev, c, act_c, dz, tmp, variant=None, keep=None
         np.subtract(1, t1, out=t1)
         d_g *= t1                                                # dg *= 1 - g^2
     else:                                                        # the variants, eq. 40-45
-        _variant_step_backward(dh, dc, z, c_prev, c, act_c, dz, variant, keep, tmp[:2 * H],
-                               grad_peephole)
+        _variant_step_backward(dh, dc, dz, *local, tmp[:H])
 
 
 def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
@@ -424,9 +477,11 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
         inputs[Hout:Hout + I] = x.transpose(2, 0, 1)
     if bias_ih is not None:
         inputs[K - 1] = 1
-    gates = _buffer(workspace, "gates", (T, 4 * H, N), dtype)
-    cells = _buffer(workspace, "cells", (T, H, N), dtype)
-    tanh_cells = _buffer(workspace, "tanh_cells", (T, H, N), dtype)
+    # With lengths, the columns of sequences past their end are never written;
+    # zeros there keep the variants' factors (trick 9) free of stale memory.
+    gates = _buffer(workspace, "gates", (T, 4 * H, N), dtype, zero=packed)
+    cells = _buffer(workspace, "cells", (T, H, N), dtype, zero=packed)
+    tanh_cells = _buffer(workspace, "tanh_cells", (T, H, N), dtype, zero=packed)
     hidden = _buffer(workspace, "hidden", (T, Hout, N), dtype, zero=packed)       # h_t^T
     h_cells = hidden if weight_hr is None else _buffer(
         workspace, "h_cells", (H, T, N), dtype, zero=packed).transpose(1, 0, 2)   # (o * tanh(c))^T
@@ -434,7 +489,7 @@ def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
     h0_t, c0_t = h0.T, c0.T                                      # (Hout, N), (H, N)
     keep = None
     if variant is not None and variant.clip is not None:
-        keep = _buffer(workspace, "keep", (T, 4 * H, N), np.bool_)  # where clip let z through
+        keep = _buffer(workspace, "keep", (T, 4 * H, N), np.bool_, zero=packed)  # where clip let z through
 
     hoist = I >= HOIST_MIN_INPUT
     if hoist:
@@ -577,21 +632,27 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     # dz of one step is built in a small contiguous buffer that stays in
     # cache, then copied once into its strided slab of grad_z.
     grad_z_step = _buffer(workspace, "grad_z_step", (4 * H, N), dtype)
-    variant, keep = cache["variant"], cache["keep"]
-    grad_peephole = None if variant is None else np.zeros((3, H), dtype)   # w_ci, w_cf, w_co
+    variant = cache["variant"]
+    if variant is not None:
+        c_prevs = _previous_cells(cells, cache["c0_t"], cache["order"], packed, workspace)
+        q, b, phi = _variant_local_derivatives(gates, c_prevs, tanh_cells, variant, cache["keep"],
+                                               workspace)
 
     for t, n, t_prev, n_prev in reversed(cache["order"]):
         dz = grad_z_step[:, :n]                                  # (4H, n)
-        c_prev = _prev(cells, t_prev, n, n_prev, cache["c0_t"])
         dh = grad_h[:, :n]
         if grad_output is not None:
             dh += grad_out_t[t, :, :n]                           # from the output and from step t+1
         if weight_hr is not None:
             grad_h_all[:, t, :n] = dh
             dh = np.matmul(weight_hr.T, dh, out=grad_h_cell[:, :n])  # dh_cell = W_hr^T dh
-        _step_backward(dh, grad_c[:, :n], gates[t, :, :n], c_prev, cells[t, :, :n],
-                       tanh_cells[t, :, :n], dz, tmp_3h[:, :n], variant,
-                       None if keep is None else keep[t, :, :n], grad_peephole)
+        if variant is None:
+            _step_backward(dh, grad_c[:, :n], gates[t, :, :n],
+                           _prev(cells, t_prev, n, n_prev, cache["c0_t"]), tanh_cells[t, :, :n],
+                           dz, tmp_3h[:, :n])
+        else:
+            _step_backward(dh, grad_c[:, :n], None, None, None, dz, tmp_3h[:, :n],
+                           (q[t, :, :n], b[t, :, :n], phi[t, :, :n]))
         grad_z[:, t, :n] = dz
         np.matmul(weight_hh_t, dz, out=grad_h[:, :n])            # dh_prev = W_hh^T dz
 
@@ -605,7 +666,11 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
         grads["bias_ih"] = grad_w[:, K - 1].copy()
         grads["bias_hh"] = grad_w[:, K - 1].copy()
     if variant is not None and variant.peephole:
-        grads["weight_ci"], grads["weight_cf"], grads["weight_co"] = grad_peephole
+        # Eq. 41 and 45: sums over steps and sequences of dz times the cell each
+        # peephole read (zero columns past a sequence's end add nothing).
+        grads["weight_ci"] = np.einsum("htn,thn->h", grad_z[:H], c_prevs)
+        grads["weight_cf"] = np.einsum("htn,thn->h", grad_z[H:2 * H], c_prevs)
+        grads["weight_co"] = np.einsum("htn,thn->h", grad_z[2 * H:3 * H], cells)
     if weight_hr is not None:
         h_cells = cache["h_cells"].transpose(1, 0, 2)            # (H, T, N)
         grads["weight_hr"] = grad_h_all.reshape(Hout, T * N) @ h_cells.reshape(H, T * N).T
