@@ -29,7 +29,7 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import tasks
-from .argtypes import at_least, fraction, positive_float
+from .argtypes import at_least, fraction, positive_float, probability
 from .files import cannot_write, make_folder, write_json
 from .functional.cell import lstm_cell_backward, lstm_cell_forward
 from .gates import cell_weights
@@ -84,7 +84,8 @@ class StudyConfig:
     steps: int = 2000                         # Adam steps per run
     batch_size: int = 64
     hidden_size: int = 32
-    lr: float = 0.01
+    lr: float = 0.03
+    beta2: float = 0.95                       # Adam's second-moment decay (torch's default: 0.999)
     lr_final: float = 0.01                    # lr at the last step, as a fraction of lr
     lr_decay_start: float = 0.5               # share of the steps at constant lr before the decay
     workers: Optional[int] = None             # processes of the default pool; None: one per core
@@ -110,6 +111,9 @@ class StudyConfig:
                 not isinstance(self.lr_final, (int, float, np.number)) \
                 or not 0 <= self.lr_final <= 1:
             raise ValueError(f"lr_final must be a number in [0, 1], got {self.lr_final!r}")
+        if isinstance(self.beta2, bool) or \
+                not isinstance(self.beta2, (int, float, np.number)) or not 0 <= self.beta2 < 1:
+            raise ValueError(f"beta2 must be a number in [0, 1), got {self.beta2!r}")
         if isinstance(self.lr_decay_start, bool) or \
                 not isinstance(self.lr_decay_start, (int, float, np.number)) \
                 or not 0 <= self.lr_decay_start <= 1:
@@ -253,8 +257,16 @@ def learning_rate(config, step):
 
 
 def train_run(config, variant, seed):
-    """Train one variant from one seed and score it; returns the run's record (a dict)."""
-    return train_model(config, variant, seed)[0]
+    """Train one variant from one seed and score it; returns the run's record (a dict).
+
+    The standard variant's record also carries its trained weights under
+    "weights" (a state dict), for gates.png; ``run_study`` takes them out
+    before it returns, so results.json stays plain JSON.
+    """
+    record, model = train_model(config, variant, seed)
+    if variant == STANDARD and not record["failed"]:
+        record["weights"] = model.state_dict()
+    return record
 
 
 def train_model(config, variant, seed):
@@ -267,7 +279,7 @@ def train_model(config, variant, seed):
     """
     start = time.perf_counter()
     model = make_model(config, variant, seed)
-    optimizer = Adam(model.parameters(), lr=config.lr)
+    optimizer = Adam(model.parameters(), lr=config.lr, betas=(0.9, config.beta2))
     criterion = MSELoss()
     test_x, test_y = test_set(config, seed)
     rng = np.random.default_rng([seed, 1])
@@ -510,6 +522,13 @@ def run_study(config=None, executor=None):
     - seconds: wall time of the study
     A run that raises is recorded as failed; the others go on. Writes no files.
     """
+    return _run_study(config, executor)[0]
+
+
+def _run_study(config, executor):
+    """run_study's work; returns (results, weights): weights maps each seed of
+    the standard variant (NP) to its trained state dict, so that gates.png
+    needs no second training."""
     config = (config or StudyConfig()).validate()
     jobs = [(variant, seed) for variant in config.variants for seed in range(config.seeds)]
     own = executor is None
@@ -535,8 +554,10 @@ def run_study(config=None, executor=None):
             executor.shutdown(cancel_futures=True)
     runs = {variant: [records[variant, seed] for seed in range(config.seeds)]
             for variant in config.variants}
+    weights = {seed: record.pop("weights") for (variant, seed), record in records.items()
+               if "weights" in record}
     mse, what = baseline(config.task)
-    return dict(
+    results = dict(
         config=dataclasses.asdict(config),
         task=dict(name=config.task, description=TASKS[config.task], baseline_mse=mse,
                   baseline=what, solved_error=SOLVED_ERROR,
@@ -545,6 +566,7 @@ def run_study(config=None, executor=None):
         significance=dict(method=SIGNIFICANCE, reference=REFERENCE, alpha=ALPHA,
                           statistic="log10(final_mse)", pairs="seeds"),
         seconds=time.perf_counter() - start)
+    return results, weights
 
 
 def format_table(results):
@@ -719,11 +741,14 @@ def plot_gradflow(results, path):
     fig.savefig(path, dpi=80)
 
 
-def plot_standard_gates(results, path):
+def plot_standard_gates(results, path, weights=None):
     """gates.png: the gates of the best seed of the standard LSTM (NP) on a test sequence.
 
-    The run is trained again from its seed (training is deterministic), since
-    results.json keeps no weights. Returns False when there is no such run.
+    weights: None, or {seed: state dict} of the standard variant's trained
+    runs (what ``main`` gets from the workers). Without the best seed's
+    weights, its run is trained again from its seed (training is
+    deterministic), since results.json keeps no weights. Returns False when
+    there is no such run.
     """
     from .gates import plot_gates
 
@@ -731,8 +756,12 @@ def plot_standard_gates(results, path):
     best = best_run(results, STANDARD)
     if best is None:
         return False
-    with _one_blas_thread():
-        record, model = train_model(config, STANDARD, best["seed"])
+    if weights is not None and best["seed"] in weights:
+        model = make_model(config, STANDARD, best["seed"])
+        model.load_state_dict(weights[best["seed"]])
+    else:
+        with _one_blas_thread():
+            model = train_model(config, STANDARD, best["seed"])[1]
     x, _ = test_set(config, best["seed"])
     hx = None
     if config.task == "continual":
@@ -749,7 +778,7 @@ def plot_standard_gates(results, path):
     marked = np.flatnonzero(x[:, 0, 1]) if config.task != "sine" else None
     plot_gates(model.lstm, x, path, hx, input_names=names, marked_steps=marked,
                title=f"{STANDARD}, {DESCRIPTIONS[STANDARD]}: seed {best['seed']}, "
-                     f"test MSE {record['final_mse']:.2e}, on "
+                     f"test MSE {best['final_mse']:.2e}, on "
                      + ("episodes 2-4 of test stream 0" if hx is not None else "test sequence 0")
                      + f" of the {config.task} task")
     return True
@@ -793,6 +822,9 @@ def build_parser():
     p.add_argument("--hidden-size", type=at_least(1), default=d.hidden_size, metavar="H",
                    help="default %(default)s")
     p.add_argument("--lr", type=positive_float, default=d.lr, help="Adam (default %(default)s)")
+    p.add_argument("--beta2", type=probability, default=d.beta2,
+                   help="Adam's second-moment decay (default %(default)s; torch's is 0.999, "
+                        "docs/study.md says why not here)")
     p.add_argument("--lr-final", type=fraction, default=d.lr_final, metavar="F",
                    help="learning rate at the last step as a fraction of --lr, reached along a "
                         "cosine; 1 keeps it constant (default %(default)s)")
@@ -808,8 +840,10 @@ def build_parser():
     return p
 
 
-def write_outputs(results, out, plots=True):
-    """results.json and (with ``plots``) the pictures into ``out``; returns the names written."""
+def write_outputs(results, out, plots=True, weights=None):
+    """results.json and (with ``plots``) the pictures into ``out``; returns the names written.
+
+    weights: as for ``plot_standard_gates`` (None: gates.png trains its run again)."""
     make_folder(out)
     write_json(os.path.join(out, "results.json"), results)
     if not plots:
@@ -818,7 +852,7 @@ def write_outputs(results, out, plots=True):
     plot_final(results, os.path.join(out, "final.png"))
     plot_gradflow(results, os.path.join(out, "gradflow.png"))
     written = ["results.json", "curves.png", "final.png", "gradflow.png"]
-    if plot_standard_gates(results, os.path.join(out, "gates.png")):
+    if plot_standard_gates(results, os.path.join(out, "gates.png"), weights):
         written.append("gates.png")
     return written
 
@@ -837,9 +871,9 @@ def main(argv=None):
         print(f"{len(config.variants)} variants x {config.seeds} seeds on {config.task} "
               f"(T={config.seq_len}, H={config.hidden_size}, {config.steps} steps of "
               f"{config.batch_size}), {config.workers or os.cpu_count()} workers", flush=True)
-    results = run_study(config)
+    results, weights = _run_study(config, None)
     try:
-        written = write_outputs(results, args.out, plots=not args.no_plots)
+        written = write_outputs(results, args.out, plots=not args.no_plots, weights=weights)
     except OSError as err:
         return cannot_write(PROG, err)
     if not args.quiet:

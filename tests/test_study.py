@@ -61,6 +61,7 @@ def test_command_line_writes_every_file(tmp_path):
     (["--lr", "-0.1"], "must be a finite number > 0"),
     (["--lr", "nan"], "must be a finite number > 0"),
     (["--workers", "0"], "must be >= 1"),
+    (["--beta2", "1"], "must be in [0, 1)"),
     (["--batch-size", "1.5"], "expected an integer"),
 ])
 def test_bad_argument_exits_2(argv, message):
@@ -73,7 +74,8 @@ def test_bad_argument_exits_2(argv, message):
 
 def test_bad_config_is_a_value_error():
     for bad, match in [(dict(task="parity"), "task"), (dict(variants=("V", "Q")), "variants"),
-                       (dict(seeds=0), "seeds"), (dict(lr=0.0), "lr"), (dict(workers=0), "workers")]:
+                       (dict(seeds=0), "seeds"), (dict(lr=0.0), "lr"), (dict(workers=0), "workers"),
+                       (dict(beta2=1.0), "beta2"), (dict(beta2=-0.1), "beta2")]:
         with pytest.raises(ValueError, match=match):
             run_study(tiny(**bad))
 
@@ -113,6 +115,26 @@ def test_same_results_through_any_executor():
     # each run with one BLAS thread (study.train_run), does the same arithmetic.
     for a, b in zip(threads["runs"]["NP"], processes["runs"]["NP"]):
         assert a["test_mse"] == b["test_mse"], "learning curves differ between executors"
+
+
+def test_gates_come_from_the_workers_weights_without_training_again(tmp_path, monkeypatch):
+    """The standard variant's trained weights come back from the worker
+    processes, outside results.json, and gates.png is drawn from them."""
+    results, weights = study._run_study(tiny(workers=2), None)
+    assert sorted(weights) == [0, 1]
+    assert all("weights" not in r for r in results["runs"]["NP"])
+    json.dumps(results, allow_nan=False)
+    # Exact across processes on purpose, as in test_same_results_through_any_executor.
+    with study._one_blas_thread():
+        _, model = study.train_model(tiny(), "NP", 1)
+    for name, value in model.state_dict().items():
+        assert np.array_equal(weights[1][name], value), name
+
+    def no_training(*args):
+        raise AssertionError("gates.png trained the run again")
+    monkeypatch.setattr(study, "train_model", no_training)
+    assert study.plot_standard_gates(results, tmp_path / "gates.png", weights)
+    assert (tmp_path / "gates.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.reference

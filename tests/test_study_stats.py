@@ -128,6 +128,22 @@ def test_training_uses_the_schedule(monkeypatch):
     assert seen[0] == 0.1 and seen[-1] == pytest.approx(0.01)
 
 
+def test_training_uses_beta2(monkeypatch):
+    made = []
+
+    class Recording(study.Adam):
+        def __init__(self, params, **kwargs):
+            made.append(kwargs)
+            super().__init__(params, **kwargs)
+
+    monkeypatch.setattr(study, "Adam", Recording)
+    config = StudyConfig(seq_len=6, seeds=1, steps=2, batch_size=4, hidden_size=3, test_size=8,
+                         eval_points=1, beta2=0.7, variants=("NP",), quiet=True)
+    study.train_run(config, "NP", 0)
+    assert made == [dict(lr=config.lr, betas=(0.9, 0.7))]
+    assert study.build_parser().parse_args(["--beta2", "0.5"]).beta2 == 0.5
+
+
 @pytest.mark.parametrize("value", [-0.1, 1.5, True, "0.5"])
 def test_bad_lr_final(value):
     with pytest.raises(ValueError, match="lr_final"):
