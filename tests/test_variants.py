@@ -176,6 +176,36 @@ def test_layer_matches_the_cell_loop(name, reverse):
         assert err <= 1e-12 * max(1, np.max(np.abs(cell))), f"{name}: {what} layer vs cell loop {err:.2e}"
 
 
+@pytest.mark.parametrize("name", VARIANTS)
+def test_backward_factors_in_blocks_of_steps_are_the_same_numbers(name, monkeypatch):
+    """Trick 9 computes a variant's backward factors for blocks of steps
+    (layer.LOCAL_BLOCK): elementwise work, so the block size must not change
+    a bit. One step per block, three (T = 7: blocks of 3, 3 and 1) and all
+    at once, forward and reverse, with lengths."""
+    from npylstm.functional import layer
+    rng = np.random.default_rng(5)
+    T, N, I, H = 7, 4, 3, 4
+    x = rng.standard_normal((T, N, I))
+    h0, c0 = rng.standard_normal((N, H)), rng.standard_normal((N, H))
+    W_ih, W_hh = rng.uniform(-1, 1, (4 * H, I)), rng.uniform(-1, 1, (4 * H, H))
+    b_ih, b_hh = rng.uniform(-1, 1, 4 * H), rng.uniform(-1, 1, 4 * H)
+    g_out, g_h, g_c = rng.standard_normal((T, N, H)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
+    kwargs = variant_cell_kwargs(VARIANTS[name], rng, H)
+    for reverse in (False, True):
+        for batch_sizes in (None, np.array([4, 4, 3, 3, 2, 1, 1])):
+            results = []
+            for steps in (1, 3, T):
+                monkeypatch.setattr(layer, "LOCAL_BLOCK", steps * 4 * H * N)
+                *_, cache = lstm_layer_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh, reverse=reverse,
+                                               batch_sizes=batch_sizes, **kwargs)
+                gx, gh, gc, grads = lstm_layer_backward(g_out, g_h, g_c, cache)
+                results.append(dict(grad_x=gx, grad_h0=gh, grad_c0=gc, **grads))
+            for other in results[1:]:
+                for what in results[0]:
+                    assert np.array_equal(results[0][what], other[what]), \
+                        f"{name}, reverse={reverse}, lengths={batch_sizes is not None}: {what}"
+
+
 @pytest.mark.reference
 @pytest.mark.parametrize("gate", ["input_gate", "forget_gate", "output_gate"])
 def test_fixed_gate_is_torch_with_a_saturating_bias(gate):

@@ -66,10 +66,11 @@ torch to about 1e-15 in float64:
    undo its O(N H) memory). benchmarks/hoist.py measures it on and off.
 9. (The variants only.) A variant's backward step is linear in the incoming
    dh and dc, with factors that forward has fixed: dz_o = dh q_o,
-   dz_i,f,g = dc q_i,f,g, dc += dh b, dc_prev = dc phi. Before the loop,
-   ``_variant_local_derivatives`` computes q, b and phi for all steps in a
-   few array operations, peepholes, CIFG, clip and ablations folded in; each
-   step then makes four products and an addition, and the peephole
+   dz_i,f,g = dc q_i,f,g, dc += dh b, dc_prev = dc phi.
+   ``_variant_local_derivatives`` computes q, b and phi for a block of steps
+   in a few array operations, peepholes, CIFG, clip and ablations folded in
+   (blocks of LOCAL_BLOCK numbers, so that they stay in the CPU's cache);
+   each step then makes four products and an addition, and the peephole
    gradients are three sums after the loop. The products are grouped
    differently, so results change at round-off only. (The plain path keeps
    its step as it is: it is the one tests/test_variants_default.py holds to
@@ -102,6 +103,11 @@ from .variant import check_variant
 # benchmarks/hoist.py measures it, and 256 would turn it on for layer 1 of a
 # bidirectional H = 128 stack.
 HOIST_MIN_INPUT = float("inf")
+
+# Trick 9 computes a variant's backward factors for blocks of steps whose
+# (steps, 4H, N) gate stack holds at most LOCAL_BLOCK numbers (at least one
+# step), so that a block's arrays stay in the CPU's cache.
+LOCAL_BLOCK = 2 ** 16
 
 
 def _swap_go(w, H):
@@ -270,9 +276,9 @@ def _variant_step_forward(z, c_prev, c, act_c, v, keep, tmp):
         z_o.fill(1)
 
 
-def _variant_local_derivatives(z, c_prev, act_c, v, keep, workspace):
+def _variant_local_derivatives(z, c_prev, act_c, v, keep, q, b, phi, scratch):
     """Trick 9: every factor of a variant's BPTT step that does not depend on
-    the incoming gradients, for all steps at once (docs/lstm.md, eq. 40-45).
+    the incoming gradients, for a block of steps at once (docs/lstm.md, eq. 40-45).
 
     Eq. 40-45 make dz and dc_prev of a step linear in the incoming dh and dc,
     with factors that forward has already fixed:
@@ -287,22 +293,17 @@ def _variant_local_derivatives(z, c_prev, act_c, v, keep, workspace):
     (a = tanh or the identity with NOAF, g' = 1 - g^2 or 1 with NIAF, kappa =
     1 where clip let z through; an ablated gate s = 1 has s (1 - s) = 0.) So the
     loop over steps computes only four products and an addition; the factors
-    are a few array operations over all T steps. The products are the same,
-    grouped differently: results change at round-off only.
+    are a few array operations over a block of S steps. The products are the
+    same, grouped differently: results change at round-off only.
 
-    Inputs (feature-major, gate order (i, f, o, g)): z (T, 4H, N), the gates
-    that forward kept; c_prev, act_c (T, H, N); v: the _Variant; keep:
-    (T, 4H, N) bool or None.
+    Inputs (feature-major, gate order (i, f, o, g)): z (S, 4H, N), the gates
+    that forward kept; c_prev, act_c (S, H, N); v: the _Variant; keep:
+    (S, 4H, N) bool or None.
 
-    Returns q (T, 4H, N), b (T, H, N), phi (T, H, N).
+    Writes q (S, 4H, N), b (S, H, N) and phi (S, H, N); scratch: (S, H, N).
     """
-    T, H4, N = z.shape
-    H = H4 // 4
-    dtype = z.dtype
+    H = z.shape[1] // 4
     i, f, o, g = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
-    q = _buffer(workspace, "local_q", (T, 4 * H, N), dtype)
-    b = _buffer(workspace, "local_b", (T, H, N), dtype)
-    phi = _buffer(workspace, "local_phi", (T, H, N), dtype)
     q_i, q_f, q_o, q_g = q[:, :H], q[:, H:2 * H], q[:, 2 * H:3 * H], q[:, 3 * H:]
     np.subtract(1, z[:, :3 * H], out=q[:, :3 * H])
     q[:, :3 * H] *= z[:, :3 * H]                                 # s (1 - s) for i, f, o
@@ -329,11 +330,9 @@ def _variant_local_derivatives(z, c_prev, act_c, v, keep, workspace):
         b *= o                                                   # o (1 - tanh(c)^2)
     phi[...] = f
     if v.peephole:
-        scratch = _buffer(workspace, "local_scratch", (T, H, N), dtype)
         b += np.multiply(v.w_co, q_o, out=scratch)               # dz_o reaches c through w_co
         phi += np.multiply(v.w_ci, q_i, out=scratch)
         phi += np.multiply(v.w_cf, q_f, out=scratch)             # eq. 44
-    return q, b, phi
 
 
 def _variant_step_backward(dh, dc, dz, q, b, phi, tmp):
@@ -635,8 +634,13 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     variant = cache["variant"]
     if variant is not None:
         c_prevs = _previous_cells(cells, cache["c0_t"], cache["order"], packed, workspace)
-        q, b, phi = _variant_local_derivatives(gates, c_prevs, tanh_cells, variant, cache["keep"],
-                                               workspace)
+        # Trick 9's factors, for blocks of S steps at a time: small enough to
+        # stay in the CPU's cache, large enough to make few calls.
+        S = max(1, min(T, LOCAL_BLOCK // (4 * H * N)))
+        q = _buffer(workspace, "local_q", (S, 4 * H, N), dtype)
+        b, phi, scratch = (_buffer(workspace, name, (S, H, N), dtype)
+                           for name in ("local_b", "local_phi", "local_scratch"))
+        keep, block = cache["keep"], None
 
     for t, n, t_prev, n_prev in reversed(cache["order"]):
         dz = grad_z_step[:, :n]                                  # (4H, n)
@@ -651,8 +655,16 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
                            _prev(cells, t_prev, n, n_prev, cache["c0_t"]), tanh_cells[t, :, :n],
                            dz, tmp_3h[:, :n])
         else:
+            if t // S != block:                                  # the factors of t's block
+                block = t // S
+                lo, hi = block * S, min(block * S + S, T)
+                _variant_local_derivatives(gates[lo:hi], c_prevs[lo:hi], tanh_cells[lo:hi],
+                                           variant, None if keep is None else keep[lo:hi],
+                                           q[:hi - lo], b[:hi - lo], phi[:hi - lo],
+                                           scratch[:hi - lo])
+            k = t - lo
             _step_backward(dh, grad_c[:, :n], None, None, None, dz, tmp_3h[:, :n],
-                           (q[t, :, :n], b[t, :, :n], phi[t, :, :n]))
+                           (q[k, :, :n], b[k, :, :n], phi[k, :, :n]))
         grad_z[:, t, :n] = dz
         np.matmul(weight_hh_t, dz, out=grad_h[:, :n])            # dh_prev = W_hh^T dz
 
