@@ -104,8 +104,12 @@ def assert_gradcheck(results, where):
     assert not bad, f"{where}: finite differences disagree: " + ", ".join(bad)
 
 
+@pytest.mark.parametrize("path", ["factored", "direct"])
 @pytest.mark.parametrize("name", VARIANTS)
-def test_gradcheck_layers_bidirectional_proj_lengths(name):
+def test_gradcheck_layers_bidirectional_proj_lengths(name, path, monkeypatch):
+    from npylstm.functional import layer
+    if path == "direct":
+        monkeypatch.setattr(layer, "LOCAL_BLOCK", 1)         # the backward without trick 9
     lstm, x, hx, lengths = make_case(VARIANTS[name])
     assert_gradcheck(check_lstm(lstm, x, hx, lengths), name)
 
@@ -151,9 +155,15 @@ def cell_loop_forward_backward(x, h0, c0, W_ih, W_hh, b_ih, b_hh, g_out, g_h, g_
     return np.stack(outs), h, c, grad_x, dh, dc, grads
 
 
+@pytest.mark.parametrize("path", ["factored", "direct"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("name", VARIANTS)
-def test_layer_matches_the_cell_loop(name, reverse):
+def test_layer_matches_the_cell_loop(name, reverse, path, monkeypatch):
+    """Both backward paths of a variant (layer.py, trick 9 and the direct
+    step, chosen by shape) against the plain cell run step by step."""
+    from npylstm.functional import layer
+    if path == "direct":
+        monkeypatch.setattr(layer, "LOCAL_BLOCK", 1)         # not one step fits: no trick 9
     rng = np.random.default_rng(2)
     T, N, I, H = 5, 4, 3, 4
     x = rng.standard_normal((T, N, I))
@@ -180,8 +190,8 @@ def test_layer_matches_the_cell_loop(name, reverse):
 def test_backward_factors_in_blocks_of_steps_are_the_same_numbers(name, monkeypatch):
     """Trick 9 computes a variant's backward factors for blocks of steps
     (layer.LOCAL_BLOCK): elementwise work, so the block size must not change
-    a bit. One step per block, three (T = 7: blocks of 3, 3 and 1) and all
-    at once, forward and reverse, with lengths."""
+    a bit. Blocks of 4 steps (T = 7: 4 and 3), of 5 (5 and 2) and all at
+    once, forward and reverse, with lengths."""
     from npylstm.functional import layer
     rng = np.random.default_rng(5)
     T, N, I, H = 7, 4, 3, 4
@@ -194,7 +204,7 @@ def test_backward_factors_in_blocks_of_steps_are_the_same_numbers(name, monkeypa
     for reverse in (False, True):
         for batch_sizes in (None, np.array([4, 4, 3, 3, 2, 1, 1])):
             results = []
-            for steps in (1, 3, T):
+            for steps in (4, 5, T):
                 monkeypatch.setattr(layer, "LOCAL_BLOCK", steps * 4 * H * N)
                 *_, cache = lstm_layer_forward(x, h0, c0, W_ih, W_hh, b_ih, b_hh, reverse=reverse,
                                                batch_sizes=batch_sizes, **kwargs)

@@ -71,7 +71,9 @@ torch to about 1e-15 in float64:
    in a few array operations, peepholes, CIFG, clip and ablations folded in
    (blocks of LOCAL_BLOCK numbers, so that they stay in the CPU's cache);
    each step then makes four products and an addition, and the peephole
-   gradients are three sums after the loop. The products are grouped
+   gradients are three sums after the loop. It runs only where a block holds
+   several steps (small N H); otherwise ``_variant_step_backward_direct``
+   computes eq. 40-45 step by step, as written. The products are grouped
    differently, so results change at round-off only. (The plain path keeps
    its step as it is: it is the one tests/test_variants_default.py holds to
    c6dfe56 bit for bit.)
@@ -105,9 +107,14 @@ from .variant import check_variant
 HOIST_MIN_INPUT = float("inf")
 
 # Trick 9 computes a variant's backward factors for blocks of steps whose
-# (steps, 4H, N) gate stack holds at most LOCAL_BLOCK numbers (at least one
-# step), so that a block's arrays stay in the CPU's cache.
+# (steps, 4H, N) gate stack holds at most LOCAL_BLOCK numbers, so that a
+# block's arrays stay in the CPU's cache, and runs when a block holds at least
+# LOCAL_BLOCK_MIN_STEPS steps (or the whole sequence). Paired in one process
+# (benchmarks/trick9.py), it was 9-13% faster than the direct step at the
+# study's shape (T=40, N=64, H=32: blocks of 8 steps) and 4-8% slower at the
+# seed's (N=450, H=100: blocks of 1 step).
 LOCAL_BLOCK = 2 ** 16
+LOCAL_BLOCK_MIN_STEPS = 4
 
 
 def _swap_go(w, H):
@@ -349,6 +356,64 @@ def _variant_step_backward(dh, dc, dz, q, b, phi, tmp):
     np.multiply(q.reshape(4, H, -1), dc, out=dz.reshape(4, H, -1))   # dz_i, dz_f, dz_g = dc q
     np.multiply(dh, q[2 * H:3 * H], out=dz[2 * H:3 * H])         # dz_o = dh q_o
     dc *= phi                                                    # eq. 44
+
+
+def _variant_step_backward_direct(dh, dc, z, c_prev, c, act_c, dz, v, keep, tmp, grad_peephole):
+    """One backward step of a variant LSTM (docs/lstm.md, eq. 40-45), as the
+    equations are written: for the shapes where trick 9 does not pay.
+
+    Feature-major, gate order (i, f, o, g). dh: (H, n), dLoss/d(o * act(c));
+    dc: (H, n), comes in as the gradient from step t+1 and leaves as the one
+    for c_prev; z: the gates i, f, o, g that forward kept; dz: (4H, n), gets
+    dLoss/dz. An ablated gate is the constant 1, so its s (1 - s) is 0 and
+    its dz is 0 with no special case. grad_peephole: (3, H), the sums for
+    w_ci, w_cf, w_co, added to. tmp: (2H, n) scratch.
+    """
+    H = c.shape[0]
+    i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
+    d_if, d_i, d_f, d_o, d_g = dz[:2 * H], dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
+    t1, t2 = tmp[:H], tmp[H:]
+    np.multiply(dh, act_c, out=d_o)                              # do = dh * act(c)
+    np.subtract(1, o, out=t1)
+    t1 *= o
+    d_o *= t1                                                    # dz_o = do * o (1 - o)
+    if v.clip is not None:
+        d_o *= keep[2 * H:3 * H]
+    if "output_activation" in v.ablate:
+        np.multiply(dh, o, out=t1)                               # act'(c) = 1
+    else:
+        np.multiply(act_c, act_c, out=t1)
+        np.subtract(1, t1, out=t1)
+        t1 *= o
+        t1 *= dh
+    dc += t1                                                     # dc += dh * o * act'(c)
+    if v.peephole:
+        dc += np.multiply(v.w_co, d_o, out=t1)                   # z_o saw c through w_co
+        grad_peephole[2] += np.multiply(d_o, c, out=t1).sum(axis=1)
+    np.multiply(dc, g, out=d_i)                                  # di = dc * g
+    np.multiply(dc, c_prev, out=d_f)                             # df = dc * c_prev
+    np.multiply(dc, i, out=d_g)                                  # dg = dc * i
+    if v.input_forget:
+        d_i -= d_f                                               # f = 1 - i
+    dc *= f                                                      # dc_prev = dc * f (+ peepholes below)
+    np.subtract(1, z[:2 * H], out=tmp)
+    tmp *= z[:2 * H]
+    d_if *= tmp                                                  # d(i, f) *= s (1 - s)
+    if v.input_forget:
+        d_f.fill(0)
+    if "input_activation" not in v.ablate:
+        np.multiply(g, g, out=t1)
+        np.subtract(1, t1, out=t1)
+        d_g *= t1                                                # dg *= 1 - g^2
+    if v.clip is not None:
+        d_if *= keep[:2 * H]
+        d_g *= keep[3 * H:]
+    if v.peephole:
+        peep = np.multiply(v.w_ci, d_i, out=t1)
+        dc += peep
+        dc += np.multiply(v.w_cf, d_f, out=t2)                   # dc_prev += dz_i w_ci + dz_f w_cf
+        prod = np.multiply(d_if.reshape(2, H, -1), c_prev, out=tmp.reshape(2, H, -1))
+        grad_peephole[:2] += prod.sum(axis=2)                    # dw_ci, dw_cf += sum_n dz * c_prev
 
 
 def _step_forward(z, c_prev, c, act_c, h_cell, tmp, variant=None, keep=None):
@@ -631,16 +696,19 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     # dz of one step is built in a small contiguous buffer that stays in
     # cache, then copied once into its strided slab of grad_z.
     grad_z_step = _buffer(workspace, "grad_z_step", (4 * H, N), dtype)
-    variant = cache["variant"]
-    if variant is not None:
+    variant, keep = cache["variant"], cache["keep"]
+    # Trick 9's factors, for blocks of S steps at a time: small enough to stay
+    # in the CPU's cache, large enough to make few calls.
+    S = min(T, LOCAL_BLOCK // (4 * H * N))
+    factored = variant is not None and S >= min(T, LOCAL_BLOCK_MIN_STEPS)
+    if variant is not None and not factored:
+        grad_peephole = np.zeros((3, H), dtype)                  # sums for w_ci, w_cf, w_co
+    if factored:
         c_prevs = _previous_cells(cells, cache["c0_t"], cache["order"], packed, workspace)
-        # Trick 9's factors, for blocks of S steps at a time: small enough to
-        # stay in the CPU's cache, large enough to make few calls.
-        S = max(1, min(T, LOCAL_BLOCK // (4 * H * N)))
         q = _buffer(workspace, "local_q", (S, 4 * H, N), dtype)
         b, phi, scratch = (_buffer(workspace, name, (S, H, N), dtype)
                            for name in ("local_b", "local_phi", "local_scratch"))
-        keep, block = cache["keep"], None
+        block = None
 
     for t, n, t_prev, n_prev in reversed(cache["order"]):
         dz = grad_z_step[:, :n]                                  # (4H, n)
@@ -654,6 +722,12 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
             _step_backward(dh, grad_c[:, :n], gates[t, :, :n],
                            _prev(cells, t_prev, n, n_prev, cache["c0_t"]), tanh_cells[t, :, :n],
                            dz, tmp_3h[:, :n])
+        elif not factored:
+            _variant_step_backward_direct(dh, grad_c[:, :n], gates[t, :, :n],
+                                          _prev(cells, t_prev, n, n_prev, cache["c0_t"]),
+                                          cells[t, :, :n], tanh_cells[t, :, :n], dz, variant,
+                                          None if keep is None else keep[t, :, :n],
+                                          tmp_3h[:2 * H, :n], grad_peephole)
         else:
             if t // S != block:                                  # the factors of t's block
                 block = t // S
@@ -677,7 +751,9 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     if cache["has_bias"]:
         grads["bias_ih"] = grad_w[:, K - 1].copy()
         grads["bias_hh"] = grad_w[:, K - 1].copy()
-    if variant is not None and variant.peephole:
+    if variant is not None and variant.peephole and not factored:
+        grads["weight_ci"], grads["weight_cf"], grads["weight_co"] = grad_peephole
+    elif variant is not None and variant.peephole:
         # Eq. 41 and 45: sums over steps and sequences of dz times the cell each
         # peephole read (zero columns past a sequence's end add nothing).
         grads["weight_ci"] = np.einsum("htn,thn->h", grad_z[:H], c_prevs)
