@@ -101,7 +101,8 @@ import numpy as np
 from .variant import check_variant
 
 # Trick 8 runs for input sizes I >= HOIST_MIN_INPUT. Off (inf): measured under
-# load, it was no faster for I = 256 at 1 or 2 threads (docs/benchmarks.md);
+# load and again with nothing else running, it was not faster at both 1 and 2
+# threads for any wide shape (on / off 0.98-1.02; docs/benchmarks.md);
 # benchmarks/hoist.py measures it, and 256 would turn it on for layer 1 of a
 # bidirectional H = 128 stack.
 HOIST_MIN_INPUT = float("inf")
