@@ -155,23 +155,29 @@ def cell_loop_forward_backward(x, h0, c0, W_ih, W_hh, b_ih, b_hh, g_out, g_h, g_
     return np.stack(outs), h, c, grad_x, dh, dc, grads
 
 
-@pytest.mark.parametrize("path", ["factored", "direct"])
-@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-@pytest.mark.parametrize("name", VARIANTS)
-def test_layer_matches_the_cell_loop(name, reverse, path, monkeypatch):
-    """Both backward paths of a variant (layer.py, trick 9 and the direct
-    step, chosen by shape) against the plain cell run step by step."""
-    from npylstm.functional import layer
-    if path == "direct":
-        monkeypatch.setattr(layer, "LOCAL_BLOCK", 1)         # not one step fits: no trick 9
-    rng = np.random.default_rng(2)
-    T, N, I, H = 5, 4, 3, 4
+def layer_case(name, T, N, I, H, seed):
+    """Random inputs, initial state, weights, output gradients and the cell's
+    variant arguments for one layer of variant ``name``."""
+    rng = np.random.default_rng(seed)
     x = rng.standard_normal((T, N, I))
     h0, c0 = rng.standard_normal((N, H)), rng.standard_normal((N, H))
     W_ih, W_hh = rng.uniform(-1, 1, (4 * H, I)), rng.uniform(-1, 1, (4 * H, H))
     b_ih, b_hh = rng.uniform(-1, 1, 4 * H), rng.uniform(-1, 1, 4 * H)
     g_out, g_h, g_c = rng.standard_normal((T, N, H)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
     kwargs = variant_cell_kwargs(VARIANTS[name], rng, H)
+    return x, h0, c0, W_ih, W_hh, b_ih, b_hh, g_out, g_h, g_c, kwargs
+
+
+@pytest.mark.parametrize("path", ["factored", "direct"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("name", VARIANTS)
+def test_layer_matches_the_cell_loop(name, reverse, path, monkeypatch):
+    """Both backward paths of a variant (layer.py, trick 9 and the direct
+    step, chosen by shape) against the plain cell run step by step."""
+    from npylstm.functional import layer as layer_module
+    if path == "direct":
+        monkeypatch.setattr(layer_module, "LOCAL_BLOCK", 1)  # not one step fits: no trick 9
+    x, h0, c0, W_ih, W_hh, b_ih, b_hh, g_out, g_h, g_c, kwargs = layer_case(name, 5, 4, 3, 4, seed=2)
     order = slice(None, None, -1) if reverse else slice(None)
     out_c, h_c, c_c, gx_c, gh_c, gc_c, grads_c = cell_loop_forward_backward(
         x[order], h0, c0, W_ih, W_hh, b_ih, b_hh, g_out[order], g_h, g_c, kwargs)
@@ -193,14 +199,8 @@ def test_backward_factors_in_blocks_of_steps_are_the_same_numbers(name, monkeypa
     a bit. Blocks of 4 steps (T = 7: 4 and 3), of 5 (5 and 2) and all at
     once, forward and reverse, with lengths."""
     from npylstm.functional import layer
-    rng = np.random.default_rng(5)
-    T, N, I, H = 7, 4, 3, 4
-    x = rng.standard_normal((T, N, I))
-    h0, c0 = rng.standard_normal((N, H)), rng.standard_normal((N, H))
-    W_ih, W_hh = rng.uniform(-1, 1, (4 * H, I)), rng.uniform(-1, 1, (4 * H, H))
-    b_ih, b_hh = rng.uniform(-1, 1, 4 * H), rng.uniform(-1, 1, 4 * H)
-    g_out, g_h, g_c = rng.standard_normal((T, N, H)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
-    kwargs = variant_cell_kwargs(VARIANTS[name], rng, H)
+    T, N, H = 7, 4, 4
+    x, h0, c0, W_ih, W_hh, b_ih, b_hh, g_out, g_h, g_c, kwargs = layer_case(name, T, N, 3, H, seed=5)
     for reverse in (False, True):
         for batch_sizes in (None, np.array([4, 4, 3, 3, 2, 1, 1])):
             results = []
