@@ -68,7 +68,7 @@ def fail(prog, message):
 
 
 # ----------------------------------------------------------------------------- config fields
-# The dataclass configs (TrainConfig, CharLMConfig) check their fields with these, so that
+# The dataclass configs (TrainConfig, CharLMConfig, StudyConfig) check their fields with these, so that
 # train() and train_charlm() refuse what the command line would refuse, in the same words.
 
 class ConfigError(ValueError):
@@ -97,3 +97,12 @@ def check_positive(config, name):
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) \
             or not math.isfinite(value) or value <= 0:
         raise ConfigError(name, f"must be a finite number > 0, got {value!r}")
+
+
+def check_between(config, name, low, high, high_included=True):
+    """ConfigError unless config.<name> is a number in [low, high] (or [low, high))."""
+    value = getattr(config, name)
+    number = not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+    if not number or not (low <= value <= high if high_included else low <= value < high):
+        raise ConfigError(name, f"must be a number in [{low}, {high}{']' if high_included else ')'}, "
+                                f"got {value!r}")

@@ -29,7 +29,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import tasks
-from .argtypes import at_least, fraction, positive_float, probability
+from .argtypes import (at_least, check_between, check_integer, check_positive, fraction,
+                        positive_float, probability)
 from .files import cannot_write, make_folder, write_json
 from .functional.cell import lstm_cell_backward, lstm_cell_forward
 from .gates import cell_weights
@@ -104,28 +105,15 @@ class StudyConfig:
                              f"got {list(self.variants)!r}")
         for name, minimum in (("seq_len", 2), ("seeds", 1), ("steps", 1), ("batch_size", 1),
                               ("hidden_size", 1), ("test_size", 1), ("eval_points", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        if isinstance(self.lr_final, bool) or \
-                not isinstance(self.lr_final, (int, float, np.number)) \
-                or not 0 <= self.lr_final <= 1:
-            raise ValueError(f"lr_final must be a number in [0, 1], got {self.lr_final!r}")
-        if isinstance(self.beta2, bool) or \
-                not isinstance(self.beta2, (int, float, np.number)) or not 0 <= self.beta2 < 1:
-            raise ValueError(f"beta2 must be a number in [0, 1), got {self.beta2!r}")
-        if isinstance(self.lr_decay_start, bool) or \
-                not isinstance(self.lr_decay_start, (int, float, np.number)) \
-                or not 0 <= self.lr_decay_start <= 1:
-            raise ValueError(f"lr_decay_start must be a number in [0, 1], "
-                             f"got {self.lr_decay_start!r}")
+            check_integer(self, name, minimum)
+        check_between(self, "lr_final", 0, 1)
+        check_between(self, "beta2", 0, 1, high_included=False)
+        check_between(self, "lr_decay_start", 0, 1)
         if self.workers is not None and (isinstance(self.workers, bool) or
                                          not isinstance(self.workers, (int, np.integer))
                                          or self.workers < 1):
             raise ValueError(f"workers must be an integer >= 1 or None, got {self.workers!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float, np.number)) \
-                or not math.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"lr must be a finite number > 0, got {self.lr!r}")
+        check_positive(self, "lr")
         return self
 
 
