@@ -80,9 +80,10 @@ torch to about 1e-15 in float64:
 
 The variants (peephole, input_forget, clip, ablate; docs/lstm.md, section 11)
 run in their own step functions, ``_variant_step_forward`` and
-``_variant_step_backward`` (called by ``_step_forward`` and ``_step_backward``),
-with the same tricks; with every option at its default the step takes the
-plain path and pays one branch.
+``_variant_step_backward_direct`` (called by ``_step_forward`` and
+``_step_backward``), or ``_variant_step_backward`` where trick 9 runs, with the
+same tricks; with every option at its default the step takes the plain path
+and pays one branch.
 
 Variable-length batches follow torch's PackedSequence: the batch is sorted by
 length, longest first, and ``batch_sizes[t]`` says how many sequences are
@@ -444,22 +445,24 @@ def _step_forward(z, c_prev, c, act_c, h_cell, tmp, variant=None, keep=None):
         np.multiply(z[2 * H:3 * H], act_c, out=h_cell)           # h = o * act(c)
 
 
-def _step_backward(dh, dc, z, c_prev, act_c, dz, tmp, local=None):
+def _step_backward(dh, dc, z, c_prev, c, act_c, dz, tmp, variant=None, keep=None,
+                   grad_peephole=None):
     """One backward step before its GEMM (eq. 8-16; a variant's eq. 40-45), in place:
     the mirror of ``_step_forward``.
 
     Feature-major, gate order (i, f, o, g). dh (H, n): dLoss/d(o * act(c)) of
     this step (from the output and from step t+1); dc (H, n) comes in as the
     gradient from step t+1 and leaves as the one for c_prev; z (4H, n): the
-    gates i, f, o, g that forward kept; c_prev, act_c (H, n): the cell this
-    step started from and tanh of its new cell; dz (4H, n) receives
-    dLoss/dz, which the GEMM after the step turns into dh_prev. tmp: (3H, n)
-    scratch. local: None on the plain path; for a variant, this step's
-    (q, b, phi) from ``_variant_local_derivatives`` (then z, c_prev and act_c
-    are not read: the factors hold what is needed of them).
+    gates i, f, o, g that forward kept; c_prev (H, n): the cell this step
+    started from; c, act_c (H, n): this step's cell and act(c); dz (4H, n)
+    receives dLoss/dz, which the GEMM after the step turns into dh_prev.
+    tmp: (3H, n) scratch; keep: (4H, n) bool with clip, else None;
+    grad_peephole: (3, H), the sums for w_ci, w_cf, w_co, added to. (Where
+    it pays, the layer runs a variant's step as ``_variant_step_backward``
+    instead, trick 9.)
     """
     H = dc.shape[0]
-    if local is None:
+    if variant is None:
         i, f, o, g = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H:]
         d_i, d_f, d_o, d_g = dz[:H], dz[H:2 * H], dz[2 * H:3 * H], dz[3 * H:]
         t1 = tmp[:H]
@@ -481,7 +484,8 @@ def _step_backward(dh, dc, z, c_prev, act_c, dz, tmp, local=None):
         np.subtract(1, t1, out=t1)
         d_g *= t1                                                # dg *= 1 - g^2
     else:                                                        # the variants, eq. 40-45
-        _variant_step_backward(dh, dc, dz, *local, tmp[:H])
+        _variant_step_backward_direct(dh, dc, z, c_prev, c, act_c, dz, variant, keep,
+                                      tmp[:2 * H], grad_peephole)
 
 
 def lstm_layer_forward(x, h0, c0, weight_ih, weight_hh, bias_ih=None,
@@ -702,6 +706,7 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
     # in the CPU's cache, large enough to make few calls.
     S = min(T, LOCAL_BLOCK // (4 * H * N))
     factored = variant is not None and S >= min(T, LOCAL_BLOCK_MIN_STEPS)
+    grad_peephole = None
     if variant is not None and not factored:
         grad_peephole = np.zeros((3, H), dtype)                  # sums for w_ci, w_cf, w_co
     if factored:
@@ -719,17 +724,7 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
         if weight_hr is not None:
             grad_h_all[:, t, :n] = dh
             dh = np.matmul(weight_hr.T, dh, out=grad_h_cell[:, :n])  # dh_cell = W_hr^T dh
-        if variant is None:
-            _step_backward(dh, grad_c[:, :n], gates[t, :, :n],
-                           _prev(cells, t_prev, n, n_prev, cache["c0_t"]), tanh_cells[t, :, :n],
-                           dz, tmp_3h[:, :n])
-        elif not factored:
-            _variant_step_backward_direct(dh, grad_c[:, :n], gates[t, :, :n],
-                                          _prev(cells, t_prev, n, n_prev, cache["c0_t"]),
-                                          cells[t, :, :n], tanh_cells[t, :, :n], dz, variant,
-                                          None if keep is None else keep[t, :, :n],
-                                          tmp_3h[:2 * H, :n], grad_peephole)
-        else:
+        if factored:
             if t // S != block:                                  # the factors of t's block
                 block = t // S
                 lo, hi = block * S, min(block * S + S, T)
@@ -738,8 +733,13 @@ def lstm_layer_backward(grad_output, grad_h_n, grad_c_n, cache, workspace=None):
                                            q[:hi - lo], b[:hi - lo], phi[:hi - lo],
                                            scratch[:hi - lo])
             k = t - lo
-            _step_backward(dh, grad_c[:, :n], None, None, None, dz, tmp_3h[:, :n],
-                           (q[k, :, :n], b[k, :, :n], phi[k, :, :n]))
+            _variant_step_backward(dh, grad_c[:, :n], dz, q[k, :, :n], b[k, :, :n],
+                                   phi[k, :, :n], tmp_3h[:H, :n])
+        else:
+            _step_backward(dh, grad_c[:, :n], gates[t, :, :n],
+                           _prev(cells, t_prev, n, n_prev, cache["c0_t"]), cells[t, :, :n],
+                           tanh_cells[t, :, :n], dz, tmp_3h[:, :n], variant,
+                           None if keep is None else keep[t, :, :n], grad_peephole)
         grad_z[:, t, :n] = dz
         np.matmul(weight_hh_t, dz, out=grad_h[:, :n])            # dh_prev = W_hh^T dz
 
